@@ -1,0 +1,86 @@
+#include "config.h"
+
+#include <narwhal/narwhal.h>
+
+#include "api.h"
+#include "conn.h"
+#include "log.h"
+#include "settings.h"
+#include "worker_core.h"
+
+static void
+api_heartbeat(nw_worker *w)
+{
+    nw_worker_core *core = w->core;
+    nw__slot_beat(core->slot);
+}
+
+static const nw_setting_def *
+typed(const char *name, int t1, int t2)
+{
+    const nw_setting_def *d = nw__setting_find(name);
+    if (d == NULL || ((int) d->type != t1 && (int) d->type != t2)) {
+        return NULL;
+    }
+    return d;
+}
+
+#define VALUE(cfg, d, T) (*(const T *) (const void *) ((const char *) (cfg) + (d)->offset))
+
+static int
+api_config_int(const nw_config *cfg, const char *name, long long *out)
+{
+    const nw_setting_def *d = typed(name, NW_T_INT, NW_T_INT);
+    if (d == NULL) {
+        return NW_ERROR;
+    }
+    *out = VALUE(cfg, d, long long);
+    return NW_OK;
+}
+
+static int
+api_config_bool(const nw_config *cfg, const char *name, int *out)
+{
+    const nw_setting_def *d = typed(name, NW_T_BOOL, NW_T_BOOL);
+    if (d == NULL) {
+        return NW_ERROR;
+    }
+    *out = VALUE(cfg, d, int);
+    return NW_OK;
+}
+
+static int
+api_config_double(const nw_config *cfg, const char *name, double *out)
+{
+    long long v;
+    if (api_config_int(cfg, name, &v) != NW_OK) {
+        return NW_ERROR;
+    }
+    *out = (double) v;
+    return NW_OK;
+}
+
+static int
+api_config_str(const nw_config *cfg, const char *name, const char **out)
+{
+    const nw_setting_def *d = typed(name, NW_T_STR, NW_T_CHOICE);
+    if (d == NULL) {
+        return NW_ERROR;
+    }
+    *out = VALUE(cfg, d, char *);
+    return NW_OK;
+}
+
+const nw_api nw__api = {
+    .size = sizeof(nw_api),
+    .abi_minor = NW_ABI_MINOR,
+    .version = NW_VERSION,
+    .log = nw__log,
+    .heartbeat = api_heartbeat,
+    .should_stop = nw__worker_should_stop,
+    .config_int = api_config_int,
+    .config_bool = api_config_bool,
+    .config_double = api_config_double,
+    .config_str = api_config_str,
+    .serve_connection = nw__serve_connection,
+};

@@ -1,0 +1,117 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <narwhal/version.h>
+
+#include "api.h"
+#include "arbiter.h"
+#include "cli.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "memory.h"
+#include "plugin.h"
+#include "sockets.h"
+
+static int
+open_listeners(nw_arbiter *a)
+{
+    nw_settings *s = a->settings;
+    char err[512];
+
+    a->listeners = nw__xcalloc(s->bind.count ? s->bind.count : 1,
+                               sizeof(nw_listener));
+    for (size_t i = 0; i < s->bind.count; i++) {
+        nw_bind_addr addr;
+        if (nw__bind_parse(s->bind.items[i], &addr, err, sizeof(err))
+            != NW_OK) {
+            nw__log(NW_LOG_ERROR, "Error: invalid bind address: %s", err);
+            return NW_ERROR;
+        }
+        if (nw__listener_open(&addr, (int) s->backlog, 5, 1000,
+                              &a->listeners[i], err, sizeof(err))
+            != NW_OK) {
+            nw__log(NW_LOG_ERROR, "%s", err);
+            return NW_ERROR;
+        }
+        a->nlisteners++;
+        nw__log(NW_LOG_INFO, "Listening at: %s (%ld)", a->listeners[i].url,
+                (long) getpid());
+    }
+    return NW_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    nw_settings settings;
+    nw_arbiter arbiter;
+    const nw_worker_class *cls;
+    char path[4096], err[1024];
+    int code;
+
+    nw__settings_init(&settings);
+    switch (nw__cli_parse(&settings, argc, argv, stdout, stderr)) {
+    case NW_CLI_EXIT_OK:
+        return NW_EXIT_OK;
+    case NW_CLI_USAGE:
+        return NW_EXIT_USAGE;
+    case NW_CLI_RUN:
+        break;
+    }
+    nw__log_set_level(nw__log_level_from_name(settings.loglevel));
+    if (settings.app_module == NULL) {
+        fprintf(stderr, "Error: No application module specified; give one "
+                        "as MODULE:VARIABLE, e.g. narwhal myapp:app\n");
+        return NW_EXIT_CONFIG;
+    }
+    if (settings.chdir != NULL && chdir(settings.chdir) != 0) {
+        fprintf(stderr, "Error: cannot change to directory '%s' (--chdir): "
+                        "%s\n",
+                settings.chdir, strerror(errno));
+        return NW_EXIT_CONFIG;
+    }
+    /* The plugin is loaded and checked before anything starts, so a wrong
+       -k fails here, never in a worker. */
+    if (nw__plugin_find(settings.worker_class, &settings, path, sizeof(path),
+                        err, sizeof(err))
+            != NW_OK
+        || nw__plugin_load(path, &nw__api, &cls, err, sizeof(err)) != NW_OK) {
+        nw__log(NW_LOG_ERROR, "Error: %s", err);
+        return NW_EXIT_CONFIG;
+    }
+    if (cls->check_config != NULL) {
+        err[0] = '\0';
+        if (cls->check_config(&settings, err, sizeof(err)) != NW_OK) {
+            nw__log(NW_LOG_ERROR, "Error: worker class %s: %s", cls->name,
+                    err[0] ? err : "the settings are not supported");
+            return NW_EXIT_CONFIG;
+        }
+    }
+
+    memset(&arbiter, 0, sizeof(arbiter));
+    arbiter.settings = &settings;
+    arbiter.cls = cls;
+    arbiter.argc = argc;
+    arbiter.argv = argv;
+    nw__log(NW_LOG_INFO, "Starting narwhal %s", NW_VERSION);
+    if (open_listeners(&arbiter) != NW_OK) {
+        return NW_EXIT_CONFIG;
+    }
+    nw__log(NW_LOG_INFO, "Using worker: %s", cls->name);
+    if (nw__scoreboard_create(&arbiter.sb, NW_SCOREBOARD_SLOTS) != NW_OK) {
+        nw__log(NW_LOG_CRITICAL, "cannot map the scoreboard: %s",
+                strerror(errno));
+        return NW_EXIT_CONFIG;
+    }
+    code = nw__arbiter_run(&arbiter);
+    nw__scoreboard_destroy(&arbiter.sb);
+    free(arbiter.children);
+    free(arbiter.listeners);
+    nw__settings_free(&settings);
+    return code;
+}

@@ -1,0 +1,349 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <narwhal/api.h>
+
+#include "memory.h"
+#include "response.h"
+
+void
+nw__resp_init(nw_resp *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->content_length = -1;
+}
+
+void
+nw__resp_free(nw_resp *r)
+{
+    free(r->status_text);
+    free(r->headers);
+    memset(r, 0, sizeof(*r));
+}
+
+void
+nw__resp_reset(nw_resp *r)
+{
+    char *status_text = r->status_text;
+    char *headers = r->headers;
+    size_t cap = r->headers_cap;
+
+    memset(r, 0, sizeof(*r));
+    r->status_text = status_text;
+    r->headers = headers;
+    r->headers_cap = cap;
+    r->content_length = -1;
+}
+
+int
+nw__resp_set_status(nw_resp *r, const char *status, size_t len, char *err,
+                    size_t errlen)
+{
+    if (len < 3 || status[0] < '1' || status[0] > '9' || status[1] < '0'
+        || status[1] > '9' || status[2] < '0' || status[2] > '9'
+        || (len > 3 && status[3] != ' ')) {
+        snprintf(err, errlen,
+                 "invalid status %.*s: it must start with a three-digit "
+                 "code, e.g. '200 OK'",
+                 (int) (len > 64 ? 64 : len), status);
+        return NW_ERROR;
+    }
+    for (size_t i = 3; i < len; i++) {
+        unsigned char c = (unsigned char) status[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            snprintf(err, errlen,
+                     "invalid status: control character 0x%02x in it", c);
+            return NW_ERROR;
+        }
+    }
+    r->status = (status[0] - '0') * 100 + (status[1] - '0') * 10
+                + (status[2] - '0');
+    r->status_text = nw__xrealloc(r->status_text, len + 1);
+    memcpy(r->status_text, status, len);
+    r->status_text[len] = '\0';
+    r->status_len = len;
+    return NW_OK;
+}
+
+/* RFC 9110 tchar */
+static int
+is_tchar(unsigned char c)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+           || (c >= 'A' && c <= 'Z') || (c != '\0' && strchr(extra, c));
+}
+
+static int
+name_is(const char *name, size_t nlen, const char *want)
+{
+    return strlen(want) == nlen && strncasecmp(name, want, nlen) == 0;
+}
+
+int
+nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
+                    const char *value, size_t vlen, char *err, size_t errlen)
+{
+    size_t need;
+
+    if (nlen == 0) {
+        snprintf(err, errlen, "empty header name");
+        return NW_ERROR;
+    }
+    for (size_t i = 0; i < nlen; i++) {
+        if (!is_tchar((unsigned char) name[i])) {
+            snprintf(err, errlen,
+                     "invalid header name %.*s: byte 0x%02x is not allowed "
+                     "in a header name",
+                     (int) (nlen > 64 ? 64 : nlen), name,
+                     (unsigned char) name[i]);
+            return NW_ERROR;
+        }
+    }
+    /* surrounding SP and HTAB are not part of the value */
+    while (vlen > 0 && (value[0] == ' ' || value[0] == '\t')) {
+        value++;
+        vlen--;
+    }
+    while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t')) {
+        vlen--;
+    }
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char) value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            snprintf(err, errlen,
+                     "invalid value for header %.*s: control byte 0x%02x "
+                     "(CR, LF and NUL can split a response)",
+                     (int) (nlen > 64 ? 64 : nlen), name, c);
+            return NW_ERROR;
+        }
+    }
+    if (name_is(name, nlen, "content-length")) {
+        int64_t v = 0;
+        if (vlen == 0 || vlen > 18) {
+            snprintf(err, errlen, "invalid Content-Length %.*s",
+                     (int) (vlen > 32 ? 32 : vlen), value);
+            return NW_ERROR;
+        }
+        for (size_t i = 0; i < vlen; i++) {
+            if (value[i] < '0' || value[i] > '9') {
+                snprintf(err, errlen, "invalid Content-Length %.*s",
+                         (int) (vlen > 32 ? 32 : vlen), value);
+                return NW_ERROR;
+            }
+            v = v * 10 + (value[i] - '0');
+        }
+        r->content_length = v;
+    } else if (name_is(name, nlen, "connection")) {
+        if (vlen == 7 && strncasecmp(value, "upgrade", 7) == 0) {
+            r->upgrade = 1;
+        }
+        return NW_OK;
+    } else if (name_is(name, nlen, "upgrade")) {
+        if (!(vlen == 9 && strncasecmp(value, "websocket", 9) == 0)) {
+            return NW_OK;
+        }
+    } else if (name_is(name, nlen, "keep-alive")
+               || name_is(name, nlen, "proxy-authenticate")
+               || name_is(name, nlen, "proxy-authorization")
+               || name_is(name, nlen, "te")
+               || name_is(name, nlen, "trailers")
+               || name_is(name, nlen, "transfer-encoding")
+               || name_is(name, nlen, "server")
+               || name_is(name, nlen, "date")) {
+        /* Gunicorn's util.hop_headers: the server owns these */
+        return NW_OK;
+    }
+    need = r->headers_len + nlen + 2 + vlen + 2;
+    if (need > r->headers_cap) {
+        r->headers_cap = need < 512 ? 512 : need * 2;
+        r->headers = nw__xrealloc(r->headers, r->headers_cap);
+    }
+    memcpy(r->headers + r->headers_len, name, nlen);
+    r->headers_len += nlen;
+    memcpy(r->headers + r->headers_len, ": ", 2);
+    r->headers_len += 2;
+    memcpy(r->headers + r->headers_len, value, vlen);
+    r->headers_len += vlen;
+    memcpy(r->headers + r->headers_len, "\r\n", 2);
+    r->headers_len += 2;
+    return NW_OK;
+}
+
+void
+nw__resp_clear_headers(nw_resp *r)
+{
+    r->headers_len = 0;
+    r->content_length = -1;
+    r->upgrade = 0;
+}
+
+void
+nw__resp_frame(nw_resp *r, int http11, int is_head, int keep_alive)
+{
+    r->no_body = is_head || r->status < 200 || r->status == 204
+                 || r->status == 304;
+    r->chunked = 0;
+    r->must_close = !keep_alive;
+    if (r->content_length < 0 && !r->no_body) {
+        if (http11) {
+            r->chunked = 1;
+        } else {
+            /* HTTP/1.0 without a length: the close delimits the body */
+            r->must_close = 1;
+        }
+    }
+}
+
+static size_t
+append(char *out, size_t cap, size_t at, const char *s, size_t n)
+{
+    if (at + n <= cap) {
+        memcpy(out + at, s, n);
+    }
+    return at + n;
+}
+
+size_t
+nw__resp_head(const nw_resp *r, int http_major, int http_minor, char *out,
+              size_t cap)
+{
+    char line[32];
+    size_t n = 0, dlen;
+    const char *date = nw__http_date_line(&dlen);
+    const char *conn = r->upgrade      ? "Connection: upgrade\r\n"
+                       : r->must_close ? "Connection: close\r\n"
+                                       : "Connection: keep-alive\r\n";
+
+    n = append(out, cap, n, line,
+               (size_t) snprintf(line, sizeof(line), "HTTP/%d.%d ",
+                                 http_major, http_minor));
+    n = append(out, cap, n, r->status_text, r->status_len);
+    n = append(out, cap, n, "\r\nServer: narwhal\r\n", 19);
+    n = append(out, cap, n, date, dlen);
+    n = append(out, cap, n, conn, strlen(conn));
+    if (r->chunked) {
+        n = append(out, cap, n, "Transfer-Encoding: chunked\r\n", 28);
+    }
+    n = append(out, cap, n, r->headers, r->headers_len);
+    n = append(out, cap, n, "\r\n", 2);
+    return n;
+}
+
+size_t
+nw__resp_chunk_header(size_t n, char out[20])
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t i = 0, j = 0;
+
+    do {
+        tmp[i++] = hex[n & 15];
+        n >>= 4;
+    } while (n != 0);
+    while (i > 0) {
+        out[j++] = tmp[--i];
+    }
+    out[j++] = '\r';
+    out[j++] = '\n';
+    return j;
+}
+
+const char *
+nw__http_date_line(size_t *len)
+{
+    static time_t last = (time_t) -1;
+    static char line[48];
+    static size_t line_len;
+    time_t now = time(NULL);
+
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        line_len = strftime(line, sizeof(line),
+                            "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        last = now;
+    }
+    *len = line_len;
+    return line;
+}
+
+const char *
+nw__status_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Request Entity Too Large";
+    case 414: return "Request-URI Too Long";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+    }
+}
+
+/* HTML-escape into out; returns bytes written. */
+static size_t
+escape_html(const char *s, char *out, size_t cap)
+{
+    size_t j = 0;
+
+    for (; s && *s && j + 6 < cap; s++) {
+        const char *rep = NULL;
+        switch (*s) {
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '&': rep = "&amp;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#x27;"; break;
+        }
+        if (rep) {
+            size_t n = strlen(rep);
+            memcpy(out + j, rep, n);
+            j += n;
+        } else {
+            out[j++] = *s;
+        }
+    }
+    out[j] = '\0';
+    return j;
+}
+
+size_t
+nw__resp_error(int status, const char *message, char *out, size_t cap)
+{
+    const char *reason = nw__status_reason(status);
+    char msg[512], body[768];
+    int blen, n;
+
+    escape_html(message, msg, sizeof(msg));
+    blen = snprintf(body, sizeof(body),
+                    "<html><head><title>%s</title></head><body><h1><p>%s"
+                    "</p></h1>%s</body></html>",
+                    reason, reason, msg);
+    if (blen < 0 || (size_t) blen >= sizeof(body)) {
+        blen = (int) strlen(body);
+    }
+    n = snprintf(out, cap,
+                 "HTTP/1.1 %d %s\r\nConnection: close\r\n"
+                 "Content-Type: text/html\r\nContent-Length: %d\r\n\r\n%s",
+                 status, reason, blen, body);
+    if (n < 0) {
+        return 0;
+    }
+    return (size_t) n < cap ? (size_t) n : cap - 1;
+}

@@ -1,0 +1,47 @@
+/* The core's private state of a worker process (nw_worker.core). */
+#ifndef NW_WORKER_CORE_H
+#define NW_WORKER_CORE_H
+
+#include <Python.h>
+#include <signal.h>
+
+#include <narwhal/worker.h>
+
+#include "conn.h"
+#include "scoreboard.h"
+#include "settings.h"
+
+typedef struct nw_worker_core {
+    nw_slot *slot;
+    nw_conn *conn;              /* the blocking classes' one connection */
+    PyObject *app;              /* the WSGI callable */
+    nw_http_limits limits;
+    unsigned client_timeout_ms; /* a silent client is dropped after this */
+    unsigned long long requests;
+    volatile sig_atomic_t stop; /* NW_RUN, NW_STOP_GRACEFUL, NW_STOP_QUICK */
+    volatile sig_atomic_t pending; /* bit per signal caught, not handled */
+    int wake[2];                /* self-pipe: signal handler -> loop */
+} nw_worker_core;
+
+/* What the arbiter hands a freshly forked worker. */
+typedef struct nw_worker_spawn {
+    const nw_settings *settings;
+    const nw_worker_class *cls;
+    const nw_api *api;
+    const nw_listener *listeners;
+    unsigned nlisteners;
+    nw_slot *slot;
+    unsigned number;
+    pid_t ppid;
+    int close_fds[2];           /* the arbiter's own pipe, closed here */
+    int argc;
+    char **argv;
+} nw_worker_spawn;
+
+/* Run a worker to its end; never returns. */
+void nw__worker_main(const nw_worker_spawn *sp) __attribute__((noreturn));
+
+/* api->should_stop */
+int nw__worker_should_stop(nw_worker *w);
+
+#endif
