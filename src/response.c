@@ -203,7 +203,7 @@ nw__resp_frame(nw_resp *r, int http11, int is_head, int keep_alive)
 static size_t
 append(char *out, size_t cap, size_t at, const char *s, size_t n)
 {
-    if (at + n <= cap) {
+    if (n > 0 && at + n <= cap) {
         memcpy(out + at, s, n);
     }
     return at + n;

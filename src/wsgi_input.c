@@ -127,7 +127,9 @@ read_all(nw_Input *in)
     if (out == NULL) {
         return NULL;
     }
-    memcpy(PyBytes_AS_STRING(out), in->buf + in->off, n);
+    if (n > 0) {
+        memcpy(PyBytes_AS_STRING(out), in->buf + in->off, n);
+    }
     in->off = in->len = 0;
     for (;;) {
         Py_ssize_t got;

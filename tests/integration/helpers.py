@@ -11,6 +11,8 @@ BUILDDIR = os.environ.get("NARWHAL_BUILDDIR") or os.path.abspath(
 SRCDIR = os.environ.get("NARWHAL_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.path.join(BUILDDIR, "narwhal")
+# e.g. NARWHAL_WRAPPER="valgrind --trace-children=yes --log-file=/tmp/vg.%p"
+WRAPPER = os.environ.get("NARWHAL_WRAPPER", "").split()
 APPS = os.path.join(SRCDIR, "tests", "apps")
 TEST_PLUGINS = os.path.join(BUILDDIR, "tests", "plugins", ".libs")
 
@@ -53,7 +55,7 @@ class Server:
     def __init__(self, tmp_path, args, app="hello:app", cwd=APPS, env=None,
                  bind=True, wait=True, workers_ready=None):
         self.log_path = tmp_path / ("narwhal-%d.log" % id(self))
-        self.argv = [BINARY]
+        self.argv = WRAPPER + [BINARY]
         if bind:
             self.argv += ["-b", "127.0.0.1:0"]
         self.argv += list(args)
@@ -119,7 +121,7 @@ def run(args, cwd=APPS, env=None, timeout=30):
     """Run narwhal to its end: (exit code, output)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    p = subprocess.run([BINARY] + list(args), cwd=cwd, env=full_env,
+    p = subprocess.run(WRAPPER + [BINARY] + list(args), cwd=cwd, env=full_env,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace")

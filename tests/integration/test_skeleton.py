@@ -288,3 +288,20 @@ def test_app_exception_gives_500_and_traceback(server):
     assert "Error handling request /raise" in s.log()
     # the worker lives on
     assert get(s.port, "/ok")[0] == 200
+
+
+def test_heartbeat_keeps_idle_workers_and_timeout_kills_busy_ones(server):
+    # an idle worker beats between requests, so -t 2 never fires on it ...
+    s = server("-t", "2", workers_ready=1)
+    worker = s.workers()[0]
+    time.sleep(3.5)
+    assert s.workers() == [worker]
+    assert "WORKER TIMEOUT" not in s.log()
+    # ... while one stuck in the app longer than the timeout is killed and
+    # replaced
+    assert http(s.port, b"GET /sleep?6 HTTP/1.1\r\nHost: x\r\n\r\n") == b""
+    wait_for(lambda: "WORKER TIMEOUT (pid:%d)" % worker in s.log(),
+             timeout=8, what="the timeout")
+    wait_for(lambda: len(s.workers()) == 1 and worker not in s.workers(),
+             timeout=5, what="a replacement")
+    assert get(s.port)[0] == 200
