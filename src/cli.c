@@ -185,7 +185,11 @@ nw__cli_parse(nw_settings *s, int argc, char **argv, FILE *out,
         if (d == NULL) {
             continue;
         }
-        if (nw__setting_set(s, d, d->type == NW_T_BOOL ? "true" : optarg,
+        if (nw__setting_set(s, d, d->type != NW_T_BOOL ? optarg
+                                  /* --no-sendfile turns sendfile off */
+                                  : strncmp(d->long_flags, "no-", 3) == 0
+                                      ? "false"
+                                      : "true",
                             NW_SRC_CLI, err, sizeof(err)) != NW_OK) {
             char names[96];
             flag_names(d, names, sizeof(names));

@@ -39,6 +39,95 @@ strlist_append(nw_strlist *l, const char *v)
     l->items[l->count++] = nw__xstrdup(v);
 }
 
+static void
+strmap_clear(nw_strmap *m)
+{
+    for (size_t i = 0; i < m->count; i++) {
+        free(m->keys[i]);
+        free(m->values[i]);
+    }
+    free(m->keys);
+    free(m->values);
+    memset(m, 0, sizeof(*m));
+}
+
+/* The next comma-separated item of *p, trimmed of spaces and tabs. */
+static int
+next_item(const char **p, const char **item, size_t *len)
+{
+    const char *s = *p, *end;
+
+    while (*s == ' ' || *s == '\t' || *s == ',') {
+        s++;
+    }
+    if (*s == '\0') {
+        return 0;
+    }
+    end = strchr(s, ',');
+    if (end == NULL) {
+        end = s + strlen(s);
+    }
+    *p = end;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    *item = s;
+    *len = (size_t) (end - s);
+    return 1;
+}
+
+static int
+parse_csv(const char *v, nw_strlist *l)
+{
+    const char *item;
+    size_t len;
+
+    strlist_clear(l);
+    while (next_item(&v, &item, &len)) {
+        char *copy = nw__xstrndup(item, len);
+        strlist_append(l, copy);
+        free(copy);
+    }
+    return 0;
+}
+
+static int
+parse_dict(const char *v, nw_strmap *m, char *err, size_t errlen)
+{
+    const char *item;
+    size_t len;
+    nw_strmap out = {NULL, NULL, 0};
+
+    while (next_item(&v, &item, &len)) {
+        const char *eq = memchr(item, '=', len);
+        size_t klen;
+        if (eq == NULL || eq == item) {
+            snprintf(err, errlen, "invalid mapping item '%.*s' (write "
+                                  "KEY=VALUE, several separated by commas)",
+                     (int) len, item);
+            strmap_clear(&out);
+            return -1;
+        }
+        klen = (size_t) (eq - item);
+        while (klen > 0 && (item[klen - 1] == ' ' || item[klen - 1] == '\t')) {
+            klen--;
+        }
+        out.keys = nw__xrealloc(out.keys, (out.count + 1) * sizeof(char *));
+        out.values = nw__xrealloc(out.values,
+                                  (out.count + 1) * sizeof(char *));
+        out.keys[out.count] = nw__xstrndup(item, klen);
+        eq++;
+        while (*eq == ' ' || *eq == '\t') {
+            eq++;
+        }
+        out.values[out.count] = nw__xstrndup(eq, (size_t) (item + len - eq));
+        out.count++;
+    }
+    strmap_clear(m);
+    *m = out;
+    return 0;
+}
+
 static int
 parse_int(const char *v, long long *out)
 {
@@ -152,6 +241,15 @@ nw__setting_set(nw_settings *s, const nw_setting_def *d, const char *value,
         *f = value ? nw__xstrdup(value) : NULL;
         break;
     }
+    case NW_T_CSV:
+        parse_csv(value ? value : "", FIELD(s, d, nw_strlist));
+        break;
+    case NW_T_DICT:
+        if (parse_dict(value ? value : "", FIELD(s, d, nw_strmap), err,
+                       errlen) != 0) {
+            return NW_ERROR;
+        }
+        break;
     case NW_T_LIST: {
         nw_strlist *l = FIELD(s, d, nw_strlist);
         if (s->source[idx] != (unsigned char) src) {
@@ -194,8 +292,10 @@ nw__settings_free(nw_settings *s)
 {
     for (size_t i = 0; i < NW_SETTING_COUNT; i++) {
         const nw_setting_def *d = &nw__setting_defs[i];
-        if (d->type == NW_T_LIST) {
+        if (d->type == NW_T_LIST || d->type == NW_T_CSV) {
             strlist_clear(FIELD(s, d, nw_strlist));
+        } else if (d->type == NW_T_DICT) {
+            strmap_clear(FIELD(s, d, nw_strmap));
         } else if (d->type == NW_T_STR || d->type == NW_T_CHOICE) {
             free(*FIELD(s, d, char *));
         }

@@ -11,12 +11,21 @@ typedef struct nw_strlist {
     size_t count;
 } nw_strlist;
 
+/* A string-to-string mapping, in the order given. */
+typedef struct nw_strmap {
+    char **keys;
+    char **values;
+    size_t count;
+} nw_strmap;
+
 enum nw_setting_type {
     NW_T_INT,
     NW_T_BOOL,
     NW_T_STR,
-    NW_T_LIST,
+    NW_T_LIST,   /* repeatable flag: each use appends one item */
     NW_T_CHOICE,
+    NW_T_CSV,    /* one comma-separated value: "a, b" -> [a, b] */
+    NW_T_DICT,   /* "KEY=VALUE, KEY=VALUE" (a dict in a Python config) */
 };
 
 /* Where a value came from, lowest precedence first. */
@@ -32,6 +41,8 @@ enum nw_setting_source {
 #define NW_CTYPE_STR char *
 #define NW_CTYPE_LIST nw_strlist
 #define NW_CTYPE_CHOICE char *
+#define NW_CTYPE_CSV nw_strlist
+#define NW_CTYPE_DICT nw_strmap
 
 enum nw_setting_id {
 #define NW_SETTING(name, type, ...) NW_S_##name,

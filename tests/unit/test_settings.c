@@ -83,6 +83,46 @@ test_list_sources(void **state)
     nw__settings_free(&s);
 }
 
+static void
+test_csv_and_dict(void **state)
+{
+    nw_settings s;
+    char err[256];
+    (void) state;
+
+    nw__settings_init(&s);
+    assert_int_equal(s.forwarded_allow_ips.count, 2);
+    assert_string_equal(s.forwarded_allow_ips.items[1], "::1");
+    assert_int_equal(nw__setting_set(&s,
+                                     nw__setting_find("forwarded_allow_ips"),
+                                     " 10.0.0.1 ,, 10.0.0.0/8,*", NW_SRC_CLI,
+                                     err, sizeof(err)),
+                     0);
+    assert_int_equal(s.forwarded_allow_ips.count, 3);
+    assert_string_equal(s.forwarded_allow_ips.items[0], "10.0.0.1");
+    assert_string_equal(s.forwarded_allow_ips.items[1], "10.0.0.0/8");
+    assert_string_equal(s.forwarded_allow_ips.items[2], "*");
+
+    assert_int_equal(s.secure_scheme_headers.count, 3);
+    assert_string_equal(s.secure_scheme_headers.keys[1], "X-FORWARDED-PROTO");
+    assert_string_equal(s.secure_scheme_headers.values[1], "https");
+    assert_int_equal(nw__setting_set(&s,
+                                     nw__setting_find("secure_scheme_headers"),
+                                     "X-Scheme = https", NW_SRC_CLI, err,
+                                     sizeof(err)),
+                     0);
+    assert_int_equal(s.secure_scheme_headers.count, 1);
+    assert_string_equal(s.secure_scheme_headers.keys[0], "X-Scheme");
+    assert_string_equal(s.secure_scheme_headers.values[0], "https");
+    assert_int_equal(nw__setting_set(&s,
+                                     nw__setting_find("secure_scheme_headers"),
+                                     "X-Scheme", NW_SRC_CLI, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "KEY=VALUE"));
+    assert_int_equal(s.secure_scheme_headers.count, 1);
+    nw__settings_free(&s);
+}
+
 static enum nw_cli_result
 parse(nw_settings *s, char *out, size_t outlen, char *errout, size_t errlen,
       int argc, char **argv)
@@ -114,6 +154,22 @@ test_cli(void **state)
     assert_string_equal(s.bind.items[1], "unix:/tmp/s");
     assert_string_equal(s.app_module, "hello:app");
     assert_string_equal(s.chdir, "/tmp");
+    nw__settings_free(&s);
+}
+
+static void
+test_cli_no_flag(void **state)
+{
+    nw_settings s;
+    char out[1024] = "", err[1024] = "";
+    char *argv[] = {"narwhal", "--no-sendfile", "app", NULL};
+    (void) state;
+
+    nw__settings_init(&s);
+    assert_int_equal(s.sendfile, 1);
+    assert_int_equal(parse(&s, out, sizeof(out), err, sizeof(err), 3, argv),
+                     NW_CLI_RUN);
+    assert_int_equal(s.sendfile, 0);
     nw__settings_free(&s);
 }
 
@@ -178,7 +234,9 @@ main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_typed_set),
         cmocka_unit_test(test_list_sources),
+        cmocka_unit_test(test_csv_and_dict),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_cli_no_flag),
         cmocka_unit_test(test_cli_errors),
         cmocka_unit_test(test_help_and_version),
     };
