@@ -1,31 +1,71 @@
 /* A client connection: its socket, parser, response state and the Python
    objects of the request in flight.  One per connection slot, reused for
-   every request and connection it serves. */
+   every request and connection it serves.
+
+   Two ways to drive one, sharing everything but the I/O:
+
+   blocking (sync, and any class that calls api->serve_connection):
+   nw__serve_connection reads, parses, calls the app, writes with writev /
+   sendfile, and loops over keep-alive requests when the class keeps
+   connections (NW_WORKER_KEEPALIVE); wsgi.input reads the socket on
+   demand, answering 100 Continue on the first read.
+
+   event (a non-blocking worker that owns the socket):
+       nw__conn_open(c, fd, peer, len, listener)
+       read into c->http.buf + c->http.len (nw__http_room bytes),
+       nw__conn_parse_head(c)       until NW_HTTP_HEAD_DONE / FAILED
+         FAILED: write nw__conn_refusal(c, ...) and close
+       nw__conn_need_continue(c)    1: write NW_CONTINUE_LINE first
+       nw__conn_spool_body(c)       after each read, until NW_OK
+         NW_ERROR: write nw__conn_refusal(c, ...) and close
+       nw__wsgi_call(c, app)        the body is in c->spool
+       nw__wsgi_pull(c, &out)       each time the socket is writable;
+                                    write out.iov, then out.file_* with
+                                    sendfile; nw__out_release(&out)
+       nw__wsgi_finish(c)
+       nw__conn_keepalive(c) ? nw__conn_next(c) and parse the next head
+                                   (pipelined bytes are already buffered)
+                             : close
+   write() inside the app queues its bytes for the next pulls instead of
+   writing them. */
 #ifndef NW_CONN_H
 #define NW_CONN_H
 
 #include <Python.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include <narwhal/worker.h>
 
 #include "http.h"
+#include "iplist.h"
+#include "proxy.h"
 #include "response.h"
+#include "settings.h"
+#include "spool.h"
 
 #define NW_OUT_IOV 64
 #define NW_OUT_REFS 32
 
+#define NW_CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
+
 /* The next bytes to write: iovecs into the head buffer, chunk frames and
-   the app's bytes objects (kept alive in refs until written). */
+   the app's bytes objects (kept alive in refs until written), then
+   optionally a file segment for sendfile(), then more iovecs (a chunk's
+   CRLF) after it. */
 typedef struct nw_out {
     struct iovec iov[NW_OUT_IOV];
     int niov;
+    int file_iov;       /* iov[0, file_iov) goes before the file segment */
     PyObject *refs[NW_OUT_REFS];
     int nrefs;
     char frames[NW_OUT_REFS][20];
     size_t bytes;
-    unsigned last : 1; /* nothing follows: the response is complete */
+    int file_fd;        /* -1, or send [file_off, file_off + file_len) */
+    off_t file_off;
+    size_t file_len;
+    unsigned last : 1;  /* nothing follows: the response is complete */
 } nw_out;
 
 enum nw_wsgi_phase {
@@ -35,15 +75,45 @@ enum nw_wsgi_phase {
     NW_WSGI_DONE,
 };
 
+enum nw_conn_mode {
+    NW_CONN_BLOCKING,
+    NW_CONN_EVENT,
+};
+
+/* What a worker precomputes from the settings for its connections. */
+typedef struct nw_conn_config {
+    nw_http_limits limits;
+    nw_iplist forwarded_allow; /* forwarded_allow_ips */
+    nw_iplist proxy_allow;     /* proxy_allow_ips */
+    unsigned proxy_mode;       /* enum nw_proxy_mode */
+    unsigned sendfile : 1;
+    const char *tmp_dir;       /* tmp_upload_dir */
+    size_t spool_memory;       /* bodies past this spill to a file */
+    unsigned keepalive_ms;     /* idle wait for the next request */
+    unsigned client_timeout_ms;
+} nw_conn_config;
+
+/* From the settings; NW_ERROR with one sentence naming the setting. */
+int nw__conn_config_init(nw_conn_config *cc, const nw_settings *s,
+                         char *err, size_t errlen);
+void nw__conn_config_free(nw_conn_config *cc);
+
 typedef struct nw_conn {
     nw_worker *w;
+    const nw_conn_config *cfg;
     int fd;
     const nw_listener *listener;
     struct sockaddr_storage peer;
     socklen_t peerlen;
+    unsigned mode;              /* enum nw_conn_mode */
+    unsigned keepalive_class : 1; /* the class keeps connections open */
+    unsigned proxy_checked : 1; /* the PROXY header was looked for */
+    unsigned nrequests;         /* on this connection so far */
+    nw_proxy_info proxy;
 
     nw_http http;
     nw_resp resp;
+    nw_spool spool;             /* event mode: the body, read in full */
 
     /* the request in flight (GIL held to touch these) */
     enum nw_wsgi_phase phase;
@@ -52,9 +122,11 @@ typedef struct nw_conn {
     PyObject *iter;     /* iter(result), unless result is a list/tuple */
     Py_ssize_t index;   /* position in a list/tuple result */
     PyObject *pending;  /* first chunk, pulled before the head */
-    PyObject *written;  /* bytes given to write(), not yet sent */
+    PyObject *queued;   /* event mode: bytes given to write() (a list) */
+    Py_ssize_t queued_pos;
     unsigned continue_sent : 1;
     unsigned failed : 1;     /* the response broke: close, write no more */
+    unsigned use_file : 1;   /* the result goes out with sendfile() */
     int error_status;        /* an error response replaces the app's */
 
     /* Python objects reused from request to request, unless the app kept
@@ -68,22 +140,56 @@ typedef struct nw_conn {
     size_t head_cap;
 } nw_conn;
 
-void nw__conn_init(nw_conn *c, nw_worker *w, const nw_http_limits *limits);
+void nw__conn_init(nw_conn *c, nw_worker *w, const nw_conn_config *cfg,
+                   unsigned mode);
 void nw__conn_free(nw_conn *c);
 
-/* Blocking I/O for the sync class: write everything (GIL released while
-   blocked when `gil_held`).  NW_OK or NW_ERROR (peer gone). */
-int nw__conn_write_all(nw_conn *c, struct iovec *iov, int n, int gil_held);
+/* A new connection in this slot. */
+void nw__conn_open(nw_conn *c, int fd, const struct sockaddr *peer,
+                   socklen_t peerlen, const nw_listener *l);
 
-/* Read more raw bytes into the parser's buffer.  >0 bytes, 0 on EOF,
-   NW_ERROR on error. */
-ssize_t nw__conn_fill(nw_conn *c, int gil_held);
+/* Parse what is buffered: the PROXY header on a connection's first
+   request, then the request head. */
+enum nw_http_result nw__conn_parse_head(nw_conn *c);
 
-/* The blocking body source behind wsgi.input: decode up to n body bytes
-   into dst, reading the socket as needed.  Returns the bytes read, 0 at
-   the end of the body, NW_ERROR on a broken body (reason in err). */
+/* The refusal of a request that failed to parse: logs "Invalid request
+   from ip=..." and writes the canned error response (Connection: close)
+   into out.  Returns its length. */
+size_t nw__conn_refusal(nw_conn *c, char *out, size_t cap);
+
+/* 1 when NW_CONTINUE_LINE must be written before the body is read (and
+   marks it sent). */
+int nw__conn_need_continue(nw_conn *c);
+
+/* Event mode: move the buffered body bytes into the spool.  NW_OK: the
+   whole body is there; NW_AGAIN: read more; NW_ERROR: refused (status in
+   c->http.error_status). */
+int nw__conn_spool_body(nw_conn *c);
+
+/* May the response say Connection: keep-alive?  The class keeps
+   connections, the request allows it (Connection, version, no upgrade, no
+   gzip transfer coding), nothing broke, the worker is not stopping. */
+int nw__conn_keepalive_wanted(const nw_conn *c);
+
+/* After a response: may the connection serve another request? */
+int nw__conn_keepalive(nw_conn *c);
+
+/* Ready for the next request on the same connection. */
+void nw__conn_next(nw_conn *c);
+
+/* The body source behind wsgi.input: decode up to n body bytes into dst
+   (blocking mode: reading the socket as needed; event mode: from the
+   spool).  Returns the bytes read, 0 at the end of the body, NW_ERROR on a
+   broken body (reason in err). */
 ssize_t nw__conn_read_body(nw_conn *c, char *dst, size_t n,
                            const char **err);
+
+/* Blocking I/O: write everything (GIL released while blocked when
+   `gil_held`).  NW_OK or NW_ERROR (peer gone). */
+int nw__conn_write_all(nw_conn *c, struct iovec *iov, int n, int gil_held);
+
+/* Blocking I/O: write what a pull produced (iovecs, file segment). */
+int nw__conn_write_out(nw_conn *c, nw_out *out, int gil_held);
 
 /* api->serve_connection */
 int nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "arbiter.h"
 #include "cli.h"
+#include "conn.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "memory.h"
@@ -91,6 +92,16 @@ main(int argc, char **argv)
                     err[0] ? err : "the settings are not supported");
             return NW_EXIT_CONFIG;
         }
+    }
+
+    {
+        /* the HTTP settings a worker would refuse, refused here once */
+        nw_conn_config cc;
+        if (nw__conn_config_init(&cc, &settings, err, sizeof(err)) != NW_OK) {
+            nw__log(NW_LOG_ERROR, "Error: %s", err);
+            return NW_EXIT_CONFIG;
+        }
+        nw__conn_config_free(&cc);
     }
 
     memset(&arbiter, 0, sizeof(arbiter));

@@ -138,7 +138,13 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
             }
             v = v * 10 + (value[i] - '0');
         }
+        if (r->content_length >= 0) {
+            snprintf(err, errlen, "Content-Length given twice");
+            return NW_ERROR;
+        }
         r->content_length = v;
+        r->cl_off = r->headers_len;
+        r->cl_len = nlen + 2 + vlen + 2;
     } else if (name_is(name, nlen, "connection")) {
         if (vlen == 7 && strncasecmp(value, "upgrade", 7) == 0) {
             r->upgrade = 1;
@@ -188,6 +194,13 @@ nw__resp_frame(nw_resp *r, int http11, int is_head, int keep_alive)
 {
     r->no_body = is_head || r->status < 200 || r->status == 204
                  || r->status == 304;
+    if ((r->status < 200 || r->status == 204) && r->content_length >= 0) {
+        /* RFC 9110 8.6: never on 1xx and 204 */
+        memmove(r->headers + r->cl_off, r->headers + r->cl_off + r->cl_len,
+                r->headers_len - r->cl_off - r->cl_len);
+        r->headers_len -= r->cl_len;
+        r->content_length = -1;
+    }
     r->chunked = 0;
     r->must_close = !keep_alive;
     if (r->content_length < 0 && !r->no_body) {

@@ -15,12 +15,15 @@ typedef struct nw_resp {
     size_t headers_len;
     size_t headers_cap;
     int64_t content_length;  /* from the app; -1 without */
+    size_t cl_off;           /* its line in headers, to drop on 1xx/204 */
+    size_t cl_len;
     uint64_t sent;           /* body bytes written, framing excluded */
     unsigned chunked : 1;    /* body framed in chunks */
     unsigned no_body : 1;    /* HEAD, 1xx, 204, 304: body bytes dropped */
     unsigned must_close : 1; /* connection closes after this response */
     unsigned headers_sent : 1;
     unsigned upgrade : 1;    /* Connection: upgrade from the app */
+    unsigned body_dropped : 1; /* no_body, and the app gave bytes */
 } nw_resp;
 
 void nw__resp_init(nw_resp *r);
@@ -43,9 +46,11 @@ int nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
 /* Forget the app's headers (start_response called again with exc_info). */
 void nw__resp_clear_headers(nw_resp *r);
 
-/* Decide the framing once the head is about to be written. */
-void nw__resp_frame(nw_resp *r, int http_minor_ge_1, int is_head,
-                    int keep_alive);
+/* Decide the framing once the head is about to be written: HEAD, 1xx, 204
+   and 304 carry no body (Content-Length is dropped on 1xx and 204, kept on
+   HEAD and 304); without a length, HTTP/1.1 is chunked and HTTP/1.0 ends
+   with the close. */
+void nw__resp_frame(nw_resp *r, int http11, int is_head, int keep_alive);
 
 /* Write the whole head into out (at most cap bytes).  Returns its length,
    or the length needed when it does not fit. */

@@ -187,16 +187,13 @@ nw__worker_main(const nw_worker_spawn *sp)
         leave(rc, 1);
     }
 
-    core.limits.request_line = s->limit_request_line > 0
-                                   ? (size_t) s->limit_request_line
-                                   : 8190;
-    core.limits.fields = s->limit_request_fields > 0
-                             ? (unsigned) s->limit_request_fields
-                             : 32768;
-    core.limits.field_size = s->limit_request_field_size > 0
-                                 ? (size_t) s->limit_request_field_size
-                                 : 8190;
-    core.client_timeout_ms = (unsigned) s->timeout * 1000u;
+    {
+        char err[512];
+        if (nw__conn_config_init(&core.cfg, s, err, sizeof(err)) != NW_OK) {
+            nw__log(NW_LOG_ERROR, "Error: %s", err);
+            leave(NW_EXIT_WORKER_BOOT, 1);
+        }
+    }
 
     w = nw__xcalloc(1, sp->cls->instance_size);
     w->api = sp->api;
@@ -211,7 +208,7 @@ nw__worker_main(const nw_worker_spawn *sp)
     w->heartbeat_interval_ms = heartbeat_interval_ms(s);
     w->core = &core;
     core.conn = nw__xmalloc(sizeof(nw_conn));
-    nw__conn_init(core.conn, w, &core.limits);
+    nw__conn_init(core.conn, w, &core.cfg, NW_CONN_BLOCKING);
 
     ts = PyEval_SaveThread();
     if (sp->cls->init != NULL && sp->cls->init(w) != NW_OK) {

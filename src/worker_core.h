@@ -15,8 +15,7 @@ typedef struct nw_worker_core {
     nw_slot *slot;
     nw_conn *conn;              /* the blocking classes' one connection */
     PyObject *app;              /* the WSGI callable */
-    nw_http_limits limits;
-    unsigned client_timeout_ms; /* a silent client is dropped after this */
+    nw_conn_config cfg;         /* what connections need of the settings */
     unsigned long long requests;
     volatile sig_atomic_t stop; /* NW_RUN, NW_STOP_GRACEFUL, NW_STOP_QUICK */
     volatile sig_atomic_t pending; /* bit per signal caught, not handled */

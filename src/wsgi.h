@@ -1,5 +1,6 @@
-/* PEP 3333 in C: the environ, start_response, wsgi.input, file_wrapper,
-   and the response as a producer pulled piece by piece. */
+/* PEP 3333 in C: the environ (wsgi.c), start_response, write,
+   file_wrapper and the response as a producer pulled piece by piece
+   (wsgi_response.c), wsgi.input (wsgi_input.c). */
 #ifndef NW_WSGI_H
 #define NW_WSGI_H
 
@@ -12,8 +13,8 @@
 int nw__wsgi_init(int multithread, int multiprocess);
 
 /* Build the environ and call the app (GIL held).  NW_OK: pull the
-   response.  NW_ERROR: nothing could be produced; an error response is in
-   the head buffer (c->resp.headers_sent == 0 and c->failed set). */
+   response.  NW_ERROR: the app failed before returning (logged); pulling
+   gives the error response (c->error_status). */
 int nw__wsgi_call(nw_conn *c, PyObject *app);
 
 /* Fill out with the next pieces of the response (GIL held).  NW_OK with
@@ -28,15 +29,32 @@ void nw__out_release(nw_out *out);
    Python objects (GIL held). */
 void nw__wsgi_finish(nw_conn *c);
 
-/* Types (wsgi_input.c) */
+/* The environ alone (GIL held): for tests and the fuzzer.  NULL with an
+   exception set, or with c->error_status set when the request cannot be
+   served (SCRIPT_NAME mismatch). */
+PyObject *nw__wsgi_environ(nw_conn *c);
+
+/* Log the current Python exception with its traceback; clears it. */
+void nw__log_py_exception(int level, const char *fmt, ...) NW_PRINTF(2, 3);
+
+/* ---- shared by the wsgi*.c files ---- */
+
+/* wsgi_response.c */
+int nw__wsgi_response_init(void);
+extern PyTypeObject nw__FileWrapperType;
+PyObject *nw__start_response_new(nw_conn *c);
+PyObject *nw__write_new(nw_conn *c);
+/* The app kept it past its request: calls now fail. */
+void nw__wsgi_callable_detach(PyObject *callable);
+/* "GET /path" for log lines */
+void nw__request_uri(const nw_conn *c, char *buf, size_t len);
+
+/* wsgi_input.c */
 extern PyTypeObject nw__InputType;
 PyObject *nw__input_new(nw_conn *c);
 /* Ready for the next request of the same connection slot. */
 void nw__input_reset(PyObject *input);
 /* The app kept it past its request: reads now fail. */
 void nw__input_detach(PyObject *input);
-
-/* Log the current Python exception with its traceback; clears it. */
-void nw__log_py_exception(int level, const char *fmt, ...) NW_PRINTF(2, 3);
 
 #endif

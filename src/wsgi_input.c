@@ -118,7 +118,11 @@ read_all(nw_Input *in)
     const nw_request *r = in->conn ? &in->conn->http.req : NULL;
 
     if (r != NULL && !r->chunked && r->content_length >= 0) {
-        cap = (size_t) r->content_length + 1; /* +1 sees the end at once */
+        /* +1 sees the end at once; a client's claim is not trusted with
+           more than a MiB up front */
+        cap = r->content_length < 1024 * 1024
+                  ? (size_t) r->content_length + 1
+                  : 1024 * 1024;
     }
     if (cap < n + 1) {
         cap = n + 1;
