@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -23,6 +24,11 @@
 /* A keep-alive connection whose app left part of the body unread is
    drained of at most this much before the next request (Gunicorn 26). */
 #define DRAIN_MAX (64 * 1024)
+/* Closing with unread input makes the kernel reset the connection, which
+   can destroy the response still in flight; that input is read off first,
+   this much for this long at most (RFC 9112 9.6, Gunicorn 26). */
+#define LINGER_BYTES (64 * 1024)
+#define LINGER_MS 2000
 
 void
 nw__conn_init(nw_conn *c, nw_worker *w, const nw_conn_config *cfg,
@@ -539,6 +545,35 @@ drain_body(nw_conn *c)
 }
 
 static void
+close_lingering(nw_conn *c)
+{
+    nw_http *h = &c->http;
+    char buf[4096];
+    size_t total = 0;
+    int waited = 0;
+
+    if (h->state == NW_HTTP_BODY || h->state == NW_HTTP_ERROR
+        || h->len > h->pos) {
+        shutdown(c->fd, SHUT_WR);
+        while (total < LINGER_BYTES && waited < LINGER_MS) {
+            struct pollfd pfd = {c->fd, POLLIN, 0};
+            ssize_t n;
+            if (poll(&pfd, 1, 100) == 0) {
+                waited += 100;
+                continue;
+            }
+            n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+            if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN))) {
+                break; /* the client closed too */
+            }
+            total += n > 0 ? (size_t) n : 0;
+        }
+    }
+    close(c->fd);
+    c->fd = -1;
+}
+
+static void
 set_timeouts(int fd, unsigned ms)
 {
     struct timeval tv = {ms / 1000, (suseconds_t) (ms % 1000) * 1000};
@@ -597,7 +632,6 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
         }
         nw__conn_next(c);
     }
-    close(fd);
-    c->fd = -1;
+    close_lingering(c);
     return served;
 }

@@ -297,6 +297,8 @@ parse_request_line(nw_http *h)
     r->method.off = (uint32_t) (p - h->buf);
     r->method.len = (uint32_t) mlen;
     r->method_id = (uint8_t) method_id(p, mlen);
+    /* after CONNECT the connection is a tunnel, never another request */
+    r->force_close = r->method_id == NW_METHOD_CONNECT;
 
     sp2 = memchr(sp1 + 1, ' ', (size_t) (end - sp1 - 1));
     if (sp2 == NULL || sp2 == sp1 + 1) {

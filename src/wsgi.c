@@ -465,6 +465,14 @@ split_target(const char *t, size_t n, const char **path, size_t *plen,
 {
     const char *end = t + n, *p = t, *q, *hash;
 
+    if (n == 1 && t[0] == '*') {
+        /* OPTIONS *: PATH_INFO '*', as Gunicorn (urlsplit) gives it */
+        *path = t;
+        *plen = 1;
+        *query = end;
+        *qlen = 0;
+        return;
+    }
     if (n > 0 && t[0] != '/') {
         const char *scheme = memchr(t, ':', n);
         if (scheme && scheme + 2 < end && scheme[1] == '/'

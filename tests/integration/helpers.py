@@ -169,3 +169,59 @@ def get(port, path="/", headers=b"", host="127.0.0.1"):
     raw = http(port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
                + headers + b"\r\n", host=host)
     return parse_response(raw)
+
+
+def exchange(port, raw, timeout=10.0, half_close=True, host="127.0.0.1"):
+    """Send raw bytes (then half-close), read until the server closes.  A
+    reset after the server's last bytes still returns what arrived."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(raw)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                data = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+def parse_responses(raw, head_first=False):
+    """Every response in a stream: [(status, headers, body)], header names
+    lower-cased.  1xx responses are listed too.  A response with neither
+    Content-Length nor chunked framing runs to the end."""
+    out = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise AssertionError("truncated response head: %r" % raw[:200])
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if status < 200 or status in (204, 304) or (head_first and not out):
+            body = b""
+        elif headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size_line, _, rest = rest.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    _, _, rest = rest.partition(b"\r\n")
+                    break
+                body += rest[:size]
+                rest = rest[size + 2:]
+        elif "content-length" in headers:
+            n = int(headers["content-length"])
+            body, rest = rest[:n], rest[n:]
+        else:
+            body, rest = rest, b""
+        out.append((status, headers, body))
+        raw = rest
+    return out
