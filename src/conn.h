@@ -27,7 +27,8 @@
                                    (pipelined bytes are already buffered)
                              : close
    write() inside the app queues its bytes for the next pulls instead of
-   writing them. */
+   writing them (the blocking mode does that too while it pulls, so bytes
+   written from inside a generator keep their place). */
 #ifndef NW_CONN_H
 #define NW_CONN_H
 
@@ -127,6 +128,7 @@ typedef struct nw_conn {
     unsigned continue_sent : 1;
     unsigned failed : 1;     /* the response broke: close, write no more */
     unsigned use_file : 1;   /* the result goes out with sendfile() */
+    unsigned pulling : 1;    /* inside nw__wsgi_pull */
     int error_status;        /* an error response replaces the app's */
 
     /* Python objects reused from request to request, unless the app kept

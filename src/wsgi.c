@@ -755,6 +755,13 @@ error:
         nw__log_py_exception(NW_LOG_ERROR, "Error handling request %s", uri);
         c->error_status = 500;
     }
-    c->phase = NW_WSGI_FINISH;
+    if (c->resp.headers_sent) {
+        /* write() already sent the head: all that is left is to close */
+        c->failed = 1;
+        c->resp.must_close = 1;
+        c->phase = NW_WSGI_DONE;
+    } else {
+        c->phase = NW_WSGI_FINISH;
+    }
     return NW_ERROR;
 }

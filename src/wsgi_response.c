@@ -540,6 +540,9 @@ clamp_to_length(nw_conn *c, size_t n)
     }
     left = (uint64_t) r->content_length - r->sent;
     if (n > left) {
+        if (c->result != NULL && Py_TYPE(c->result) == &nw__FileWrapperType) {
+            return (size_t) left; /* a file sent in part: a range */
+        }
         if (!r->must_close) {
             char uri[256];
             nw__request_uri(c, uri, sizeof(uri));
@@ -682,6 +685,18 @@ queued_left(const nw_conn *c)
     return c->queued != NULL && c->queued_pos < PyList_GET_SIZE(c->queued);
 }
 
+/* The head is out and the response broke: all that is left is to close
+   (without a last chunk, so the client knows). */
+static int
+broken(nw_conn *c, nw_out *out)
+{
+    c->failed = 1;
+    c->resp.must_close = 1;
+    out->last = 1;
+    c->phase = NW_WSGI_DONE;
+    return NW_ERROR;
+}
+
 static void
 log_error(nw_conn *c)
 {
@@ -690,8 +705,23 @@ log_error(nw_conn *c)
     nw__log_py_exception(NW_LOG_ERROR, "Error handling request %s", uri);
 }
 
+static int pull(nw_conn *c, nw_out *out);
+
 int
 nw__wsgi_pull(nw_conn *c, nw_out *out)
+{
+    int rc;
+
+    /* write() called from inside the iteration queues its bytes, so they
+       go out in order with the chunks already pulled */
+    c->pulling = 1;
+    rc = pull(c, out);
+    c->pulling = 0;
+    return rc;
+}
+
+static int
+pull(nw_conn *c, nw_out *out)
 {
     PyObject *chunk;
     int rc;
@@ -711,48 +741,54 @@ nw__wsgi_pull(nw_conn *c, nw_out *out)
         int fd = -1;
         off_t off = 0;
         size_t len = 0;
-        int is_file = c->error_status == 0 && c->phase == NW_WSGI_BODY
-                      && Py_TYPE(c->result) == &nw__FileWrapperType;
+        int use_file = c->error_status == 0 && c->phase == NW_WSGI_BODY
+                       && c->resp.status != 0 && !queued_left(c)
+                       && Py_TYPE(c->result) == &nw__FileWrapperType
+                       && file_segment(c, &fd, &off, &len);
 
-        if (c->error_status == 0 && c->phase == NW_WSGI_BODY && !is_file
+        if (c->error_status == 0 && c->phase == NW_WSGI_BODY && !use_file
             && c->pending == NULL) {
             /* the first chunk before the head: a generator app calls
-               start_response in its first next() */
+               start_response in its first next(), and an error there can
+               still be a 500 */
             rc = next_chunk(c, &c->pending);
             if (rc < 0) {
                 log_error(c);
+                if (c->resp.headers_sent) {
+                    return broken(c, out);
+                }
                 c->error_status = 500;
             } else if (rc == 0) {
                 c->phase = NW_WSGI_FINISH;
             }
         }
-        if (c->error_status == 0 && c->resp.status == 0) {
-            char uri[256];
-            nw__request_uri(c, uri, sizeof(uri));
-            nw__log(NW_LOG_ERROR,
-                    "Error handling request %s: the app returned without "
-                    "calling start_response",
-                    uri);
-            c->error_status = 500;
-        }
-        if (c->error_status != 0) {
-            Py_CLEAR(c->pending);
-            if (c->queued != NULL) {
-                PyList_SetSlice(c->queued, 0, PY_SSIZE_T_MAX, NULL);
-                c->queued_pos = 0;
+        if (!c->resp.headers_sent) {
+            if (c->error_status == 0 && c->resp.status == 0) {
+                char uri[256];
+                nw__request_uri(c, uri, sizeof(uri));
+                nw__log(NW_LOG_ERROR,
+                        "Error handling request %s: the app returned "
+                        "without calling start_response",
+                        uri);
+                c->error_status = 500;
             }
-            add_error(c, out, c->error_status);
-            return NW_OK;
-        }
-        add_head(c, out);
-        if (is_file && !queued_left(c)) {
-            if (c->resp.no_body) {
-                finish_body(c, out);
+            if (c->error_status != 0) {
+                Py_CLEAR(c->pending);
+                if (c->queued != NULL) {
+                    PyList_SetSlice(c->queued, 0, PY_SSIZE_T_MAX, NULL);
+                    c->queued_pos = 0;
+                }
+                add_error(c, out, c->error_status);
                 return NW_OK;
             }
-            if (file_segment(c, &fd, &off, &len)) {
+            add_head(c, out);
+            if (use_file) {
                 c->use_file = 1;
-                add_file(c, out, fd, off, len);
+                if (c->resp.no_body) {
+                    finish_body(c, out);
+                } else {
+                    add_file(c, out, fd, off, len);
+                }
                 return NW_OK;
             }
         }
@@ -772,15 +808,17 @@ nw__wsgi_pull(nw_conn *c, nw_out *out)
         if (c->phase != NW_WSGI_BODY || out_full(out)) {
             break;
         }
+        if (c->resp.content_length >= 0
+            && c->resp.sent >= (uint64_t) c->resp.content_length
+            && Py_TYPE(c->result) == &nw__FileWrapperType) {
+            /* a file sent up to its Content-Length (a range): done */
+            c->phase = NW_WSGI_FINISH;
+            continue;
+        }
         rc = next_chunk(c, &chunk);
         if (rc < 0) {
-            /* the head is out: all that is left is to close */
             log_error(c);
-            c->failed = 1;
-            c->resp.must_close = 1;
-            out->last = 1;
-            c->phase = NW_WSGI_DONE;
-            return NW_ERROR;
+            return broken(c, out);
         }
         if (rc == 0) {
             c->phase = NW_WSGI_FINISH;
@@ -809,7 +847,7 @@ emit_written(nw_conn *c, PyObject *data)
     if (PyBytes_GET_SIZE(data) == 0) {
         return NW_OK;
     }
-    if (c->mode == NW_CONN_EVENT) {
+    if (c->mode == NW_CONN_EVENT || c->pulling) {
         if (c->queued == NULL) {
             c->queued = PyList_New(0);
             if (c->queued == NULL) {
