@@ -592,8 +592,11 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
 
     nw__conn_open(c, fd, peer, peerlen, l);
     /* Blocked calls wake up at each heartbeat interval, so a slow client
-       costs the client its connection, not the worker its life. */
-    set_timeouts(fd, w->heartbeat_interval_ms);
+       costs the client its connection, not the worker its life (TCP
+       sockets inherit that from their listener, see worker.c). */
+    if (!core->listener_timeouts || l == NULL || l->family == AF_UNIX) {
+        set_timeouts(fd, w->heartbeat_interval_ms);
+    }
     if (c->keepalive_class && l->family != AF_UNIX) {
         /* responses go out in several writes on a kept connection */
         int one = 1;

@@ -226,16 +226,20 @@ size_t
 nw__resp_head(const nw_resp *r, int http_major, int http_minor, char *out,
               size_t cap)
 {
-    char line[32];
     size_t n = 0, dlen;
     const char *date = nw__http_date_line(&dlen);
     const char *conn = r->upgrade      ? "Connection: upgrade\r\n"
                        : r->must_close ? "Connection: close\r\n"
                                        : "Connection: keep-alive\r\n";
 
-    n = append(out, cap, n, line,
-               (size_t) snprintf(line, sizeof(line), "HTTP/%d.%d ",
-                                 http_major, http_minor));
+    if (http_major == 1 && http_minor <= 1) {
+        n = append(out, cap, n, http_minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
+    } else {
+        char line[32];
+        n = append(out, cap, n, line,
+                   (size_t) snprintf(line, sizeof(line), "HTTP/%d.%d ",
+                                     http_major, http_minor));
+    }
     n = append(out, cap, n, r->status_text, r->status_len);
     n = append(out, cap, n, "\r\nServer: narwhal\r\n", 19);
     n = append(out, cap, n, date, dlen);

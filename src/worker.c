@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #ifdef HAVE_PRCTL
 #include <sys/prctl.h>
@@ -51,6 +53,8 @@ on_worker_signal(int sig)
     }
     rc = write(self_core->wake[1], &b, 1);
     (void) rc; /* a full pipe already wakes the loop */
+    /* after the write: should_stop drains the pipe when this moves */
+    self_core->signals++;
     errno = saved;
 }
 
@@ -105,10 +109,15 @@ nw__worker_should_stop(nw_worker *w)
 {
     nw_worker_core *core = w->core;
     char drain[64];
-    sig_atomic_t pending;
+    sig_atomic_t pending, signals = core->signals;
 
+    if (signals == core->signals_seen) {
+        /* nothing arrived: no syscall on the per-request path */
+        return core->stop;
+    }
     while (read(core->wake[0], drain, sizeof(drain)) > 0) {
     }
+    core->signals_seen = signals;
     pending = core->pending;
     if (pending != 0) {
         core->pending = 0;
@@ -131,6 +140,34 @@ heartbeat_interval_ms(const nw_settings *s)
         return 1000;
     }
     return 500;
+}
+
+/* Blocked reads and writes on client sockets wake at each heartbeat
+   interval (conn.c).  Accepted TCP sockets inherit these options from
+   their listener on Linux, which saves two setsockopt calls per
+   connection; unix sockets do not, and get them per connection. */
+static void
+set_listener_timeouts(nw_worker *w)
+{
+    nw_worker_core *core = w->core;
+    struct timeval tv = {w->heartbeat_interval_ms / 1000,
+                         (suseconds_t) (w->heartbeat_interval_ms % 1000)
+                             * 1000};
+
+    core->listener_timeouts = 1;
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i].family == AF_UNIX) {
+            continue;
+        }
+        if (setsockopt(w->listeners[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+                       sizeof(tv))
+                != 0
+            || setsockopt(w->listeners[i].fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+                          sizeof(tv))
+                   != 0) {
+            core->listener_timeouts = 0;
+        }
+    }
 }
 
 static void __attribute__((noreturn))
@@ -207,6 +244,7 @@ nw__worker_main(const nw_worker_spawn *sp)
     w->wakeup_fd = core.wake[0];
     w->heartbeat_interval_ms = heartbeat_interval_ms(s);
     w->core = &core;
+    set_listener_timeouts(w);
     core.conn = nw__xmalloc(sizeof(nw_conn));
     nw__conn_init(core.conn, w, &core.cfg, NW_CONN_BLOCKING);
 

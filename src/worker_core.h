@@ -19,6 +19,9 @@ typedef struct nw_worker_core {
     unsigned long long requests;
     volatile sig_atomic_t stop; /* NW_RUN, NW_STOP_GRACEFUL, NW_STOP_QUICK */
     volatile sig_atomic_t pending; /* bit per signal caught, not handled */
+    volatile sig_atomic_t signals; /* signals caught (wraps) */
+    sig_atomic_t signals_seen;     /* ... when the pipe was last drained */
+    int listener_timeouts;      /* TCP listeners carry SO_RCVTIMEO/SNDTIMEO */
     int wake[2];                /* self-pipe: signal handler -> loop */
 } nw_worker_core;
 

@@ -284,6 +284,21 @@ header_key(const char *name, size_t n)
     return key;
 }
 
+/* A port as a str, without the printf machinery. */
+static PyObject *
+port_str(unsigned port)
+{
+    char buf[8];
+    int i = (int) sizeof(buf);
+
+    do {
+        buf[--i] = (char) ('0' + port % 10);
+        port /= 10;
+    } while (port != 0 && i > 0);
+    return PyUnicode_DecodeLatin1(buf + i, (Py_ssize_t) sizeof(buf) - i,
+                                  NULL);
+}
+
 static int
 set_steal(PyObject *env, PyObject *key, PyObject *value)
 {
@@ -315,13 +330,13 @@ set_peer(nw_conn *c, PyObject *env)
                           PyUnicode_FromString(p->src_addr))
                     != 0
                 || set_steal(env, k_REMOTE_PORT,
-                             PyUnicode_FromFormat("%u", p->src_port))
+                             port_str(p->src_port))
                        != 0
                 || set_steal(env, k_PROXY_ADDR,
                              PyUnicode_FromString(p->dst_addr))
                        != 0
                 || set_steal(env, k_PROXY_PORT,
-                             PyUnicode_FromFormat("%u", p->dst_port))
+                             port_str(p->dst_port))
                        != 0) {
                 return -1;
             }
@@ -344,7 +359,7 @@ set_peer(nw_conn *c, PyObject *env)
     if (set_steal(env, k_REMOTE_ADDR, PyUnicode_FromString(host)) != 0) {
         return -1;
     }
-    return set_steal(env, k_REMOTE_PORT, PyUnicode_FromFormat("%u", port));
+    return set_steal(env, k_REMOTE_PORT, port_str(port));
 }
 
 static int
@@ -370,7 +385,7 @@ sockname(int fd, PyObject **name, PyObject **port)
         return -1;
     }
     *name = PyUnicode_FromString(buf);
-    *port = PyUnicode_FromFormat("%u", p);
+    *port = port_str(p);
     if (*name == NULL || *port == NULL) {
         Py_CLEAR(*name);
         Py_CLEAR(*port);

@@ -881,11 +881,20 @@ nw__wsgi_finish(nw_conn *c)
         c->queued_pos = 0;
     }
     if (c->result != NULL) {
-        /* PEP 3333: close() is called whatever happened */
-        PyObject *close = PyObject_GetAttr(c->result, str_close);
-        if (close == NULL) {
-            PyErr_Clear();
-        } else {
+        /* PEP 3333: close() is called whatever happened (lists and tuples
+           have none: no failed lookup, and its exception, per request) */
+        PyObject *close = NULL;
+        if (!PyList_CheckExact(c->result) && !PyTuple_CheckExact(c->result)
+            && PyObject_HasAttr(c->result, str_close)) {
+            close = PyObject_GetAttr(c->result, str_close);
+            if (close == NULL) {
+                char uri[256];
+                nw__request_uri(c, uri, sizeof(uri));
+                nw__log_py_exception(NW_LOG_ERROR,
+                                     "Error closing the response to %s", uri);
+            }
+        }
+        if (close != NULL) {
             PyObject *r = PyObject_CallNoArgs(close);
             Py_DECREF(close);
             if (r == NULL) {
