@@ -202,7 +202,8 @@ nw__resp_frame(nw_resp *r, int http11, int is_head, int keep_alive)
         r->content_length = -1;
     }
     r->chunked = 0;
-    r->must_close = !keep_alive;
+    /* after Connection: upgrade the bytes are another protocol's */
+    r->must_close = !keep_alive || r->upgrade;
     if (r->content_length < 0 && !r->no_body) {
         if (http11) {
             r->chunked = 1;

@@ -1,0 +1,110 @@
+"""The environ over the transports: IPv6, unix sockets (SERVER_NAME from
+Host, trusted peer), the worker-count flag, a kept connection's peer."""
+import json
+import os
+import re
+import socket
+
+import pytest
+
+from helpers import TEST_PLUGINS, exchange, parse_response, wait_for
+
+KEEPALIVE = os.path.join(TEST_PLUGINS, "keepalive.so")
+
+
+def ipv6_available():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def unix_exchange(path, raw):
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(10)
+        c.connect(path)
+        c.sendall(raw)
+        c.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            data = c.recv(65536)
+            if not data:
+                return out
+            out += data
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback")
+def test_ipv6_peer_and_server(server):
+    s = server("-b", "[::1]:0", app="echo", bind=False, wait=False)
+    port = int(wait_for(lambda: (re.search(
+        r"Listening at: http://\[::1\]:(\d+) ", s.log()) or [None, None])[1],
+        what="the IPv6 listener"))
+    with socket.create_connection(("::1", port), timeout=10) as c:
+        c.sendall(b"GET /v6 HTTP/1.1\r\nHost: [::1]\r\n\r\n")
+        raw = b""
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            raw += data
+        local_port = c.getsockname()[1]
+    env = json.loads(parse_response(raw)[2])
+    assert env["REMOTE_ADDR"] == "::1"
+    assert env["REMOTE_PORT"] == str(local_port)
+    assert env["SERVER_NAME"] == "::1"
+    assert env["SERVER_PORT"] == str(port)
+    # ::1 is in the default forwarded_allow_ips
+    raw = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: "
+                   b"https\r\n\r\n", host="::1")
+    assert json.loads(parse_response(raw)[2])["wsgi.url_scheme"] == "https"
+
+
+def test_unix_socket_environ(server, tmp_path):
+    path = str(tmp_path / "nw.sock")
+    s = server("-b", "unix:" + path, "-k", KEEPALIVE, app="echo", bind=False,
+               wait=False)
+    wait_for(lambda: os.path.exists(path) and "Listening at: unix:" + path
+             in s.log(), what="the unix socket")
+    raw = unix_exchange(path, b"GET /u HTTP/1.1\r\nHost: example.org:8080\r\n"
+                              b"\r\n"
+                              b"GET /u HTTP/1.1\r\nHost: example.org\r\n"
+                              b"X-Forwarded-Proto: https\r\nSCRIPT_NAME: /u"
+                              b"\r\n\r\n")
+    first = raw.split(b"HTTP/1.1 200 OK")[1]
+    second = raw.split(b"HTTP/1.1 200 OK")[2]
+    env1 = json.loads(first.partition(b"\r\n\r\n")[2])
+    env2 = json.loads(second.partition(b"\r\n\r\n")[2])
+    assert env1["SERVER_NAME"] == "example.org"
+    assert env1["SERVER_PORT"] == "8080"
+    assert env1["REMOTE_ADDR"] == ""
+    assert "REMOTE_PORT" not in env1
+    # a unix-socket peer is a trusted front-end
+    assert env2["wsgi.url_scheme"] == "https"
+    assert env2["SERVER_PORT"] == "443"
+    assert env2["SCRIPT_NAME"] == "/u"
+    assert env2["PATH_INFO"] == ""
+
+
+def test_multiprocess_flag(server):
+    s = server("-w", "2", app="echo", workers_ready=2)
+    env = json.loads(parse_response(exchange(s.port, b"GET / HTTP/1.1\r\n"
+                                             b"Host: x\r\n\r\n"))[2])
+    assert env["wsgi.multiprocess"] is True
+    assert env["wsgi.multithread"] is False
+    assert env["wsgi.run_once"] is False
+    assert env["wsgi.input_terminated"] is True
+
+
+def test_bad_forwarded_allow_ips_is_refused_at_start(server):
+    from helpers import run
+    code, out = run(["-b", "127.0.0.1:0", "--forwarded-allow-ips",
+                     "10.0.0.1/8", "echo"])
+    assert code == 1
+    assert ("Error: forwarded_allow_ips: '10.0.0.1/8' has host bits set"
+            in out)
+    code, out = run(["-b", "127.0.0.1:0", "--proxy-allow-from", "nowhere",
+                     "echo"])
+    assert code == 1
+    assert "proxy_allow_ips: 'nowhere' is not an IP address" in out
