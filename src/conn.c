@@ -437,6 +437,10 @@ nw__conn_read_body(nw_conn *c, char *dst, size_t n, const char **err)
         }
         return r;
     }
+    if (c->spool.rpos < c->spool.size) {
+        /* what came with the head, decoded before the app ran */
+        return nw__spool_read(&c->spool, dst, n);
+    }
     if (h->state == NW_HTTP_DONE) {
         return 0;
     }
@@ -476,6 +480,37 @@ nw__conn_read_body(nw_conn *c, char *dst, size_t n, const char **err)
     return (ssize_t) got;
 }
 
+static void
+send_refusal(nw_conn *c)
+{
+    char buf[1024];
+    struct iovec iov;
+
+    iov.iov_base = buf;
+    iov.iov_len = nw__conn_refusal(c, buf, sizeof(buf));
+    nw__conn_write_all(c, &iov, 1, 0);
+}
+
+/* The body bytes that came with the head are decoded before the app runs
+   (into the spool's memory), so a framing error or limit_request_body
+   among them is refused before the app sees the request.  The rest is
+   read on demand. */
+static int
+prefetch_body(nw_conn *c)
+{
+    nw_http *h = &c->http;
+
+    while (h->state == NW_HTTP_BODY && h->pos < h->len) {
+        size_t room;
+        char *dst = nw__spool_reserve(&c->spool, &room);
+        if (dst == NULL) {
+            break;
+        }
+        nw__spool_commit(&c->spool, nw__http_decode_body(h, dst, room));
+    }
+    return h->state == NW_HTTP_ERROR ? NW_ERROR : NW_OK;
+}
+
 /* Read until the head is parsed: 1 when it is, 0 when the connection
    ended or failed (already answered if it was a bad request). */
 static int
@@ -499,11 +534,7 @@ read_head(nw_conn *c)
             r = NW_HTTP_FAILED;
         }
         if (r == NW_HTTP_FAILED) {
-            char buf[1024];
-            struct iovec iov;
-            iov.iov_base = buf;
-            iov.iov_len = nw__conn_refusal(c, buf, sizeof(buf));
-            nw__conn_write_all(c, &iov, 1, 0);
+            send_refusal(c);
             return 0;
         }
         n = fill(c, 0, limit, idle);
@@ -606,6 +637,10 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
     while (read_head(c)) {
         int again;
 
+        if (c->http.state == NW_HTTP_BODY && prefetch_body(c) != NW_OK) {
+            send_refusal(c);
+            break;
+        }
         served++;
         gil = PyGILState_Ensure();
         nw__wsgi_call(c, core->app);

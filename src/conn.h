@@ -25,7 +25,8 @@
        nw__wsgi_finish(c)
        nw__conn_keepalive(c) ? nw__conn_next(c) and parse the next head
                                    (pipelined bytes are already buffered)
-                             : close
+                             : close (after reading off unread input)
+       nw__wsgi_release(c), nw__conn_free(c) when the slot goes away
    write() inside the app queues its bytes for the next pulls instead of
    writing them (the blocking mode does that too while it pulls, so bytes
    written from inside a generator keep their place). */

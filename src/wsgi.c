@@ -701,6 +701,25 @@ ensure_objects(nw_conn *c)
     return NW_OK;
 }
 
+void
+nw__wsgi_release(nw_conn *c)
+{
+    nw__wsgi_finish(c);
+    if (c->start_response != NULL) {
+        nw__wsgi_callable_detach(c->start_response);
+        Py_CLEAR(c->start_response);
+    }
+    if (c->write_fn != NULL) {
+        nw__wsgi_callable_detach(c->write_fn);
+        Py_CLEAR(c->write_fn);
+    }
+    if (c->input != NULL) {
+        nw__input_detach(c->input);
+        Py_CLEAR(c->input);
+    }
+    Py_CLEAR(c->queued);
+}
+
 static void
 start_request(nw_conn *c)
 {

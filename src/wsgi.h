@@ -29,6 +29,11 @@ void nw__out_release(nw_out *out);
    Python objects (GIL held). */
 void nw__wsgi_finish(nw_conn *c);
 
+/* Drop the Python objects a connection slot keeps between requests (GIL
+   held), before nw__conn_free: an event class frees slots as connections
+   close. */
+void nw__wsgi_release(nw_conn *c);
+
 /* The environ alone (GIL held): for tests and the fuzzer.  NULL with an
    exception set, or with c->error_status set when the request cannot be
    served (SCRIPT_NAME mismatch). */

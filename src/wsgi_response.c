@@ -624,7 +624,15 @@ add_error(nw_conn *c, nw_out *out, int status)
         c->head_cap = need;
         c->head = nw__xrealloc(c->head, need);
     }
-    out_add(out, c->head, nw__resp_error(status, "", c->head, c->head_cap));
+    /* a refused body says why, as a refused head does; a 500 says
+       nothing of the app's insides */
+    out_add(out, c->head,
+            nw__resp_error(status,
+                           status == c->http.error_status
+                                   && c->http.error_reason != NULL
+                               ? c->http.error_reason
+                               : "",
+                           c->head, c->head_cap));
     c->resp.headers_sent = 1;
     c->resp.must_close = 1;
     c->resp.status = status;

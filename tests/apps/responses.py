@@ -53,8 +53,14 @@ class NoReadFile:
         note_closed("noread")
 
 
+CALLS = os.environ.get("NARWHAL_TEST_CALL_LOG")
+
+
 def app(environ, start_response):
     path = environ["PATH_INFO"]
+    if CALLS:
+        with open(CALLS, "a") as f:
+            f.write(path + "\n")
     q = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
 
     if path == "/cl":

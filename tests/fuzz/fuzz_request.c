@@ -26,6 +26,7 @@
 #include <arpa/inet.h>
 
 #include "conn.h"
+#include "log.h"
 #include "python.h"
 #include "settings.h"
 #include "wsgi.h"
@@ -49,6 +50,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     (void) argc;
     (void) argv;
+    /* refusals are logged; thousands a second would drown the output */
+    nw__log_set_level(NW_LOG_CRITICAL);
     nw__settings_init(&settings);
     for (int i = 0; i < NCONFIGS; i++) {
         if (nw__conn_config_init(&configs[i], &settings, err, sizeof(err))

@@ -325,3 +325,30 @@ def test_100_continue_is_sent_when_the_app_reads(kept):
             data += chunk
         assert b"100 Continue" not in data
         assert parse_response(data)[2] == b"ok"
+
+
+def test_bad_chunked_body_is_refused_before_the_app_runs(server, tmp_path):
+    calls = tmp_path / "calls"
+    s = server(app="responses:app", env={"NARWHAL_TEST_CALL_LOG": str(calls)})
+    bad = req("/upload", method="POST",
+              headers=b"Transfer-Encoding: chunked\r\n",
+              body=b"5\r\nhello\r\n3;x\ny\r\nabc\r\n0\r\n\r\n")
+    raw = exchange(s.port, bad)
+    assert parse_response(raw)[0] == 400
+    assert not calls.exists() or "/upload" not in calls.read_text()
+    # a bad chunk that arrives after the app started reading: the refusal
+    # replaces the app's response
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+        head, _, body = bad.partition(b"\r\n\r\n")
+        c.sendall(head + b"\r\n\r\n")
+        wait_for(lambda: calls.exists() and "/upload" in calls.read_text(),
+                 what="the app to run")
+        c.sendall(body)
+        raw = b""
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            raw += data
+    assert parse_response(raw)[0] == 400
+    assert b"Invalid character in chunk extensions" in raw

@@ -193,7 +193,7 @@ test_header_mapping(void **state)
     assert_true(PyDict_GetItemString(env, "wsgi.input_terminated")
                 == Py_True);
     Py_DECREF(env);
-    nw__wsgi_finish(&c);
+    nw__wsgi_release(&c);
     nw__conn_free(&c);
 }
 
@@ -236,6 +236,7 @@ test_unix_socket_server_name(void **state)
     assert_key(env, "SERVER_PORT", "");
     assert_key(env, "SERVER_PROTOCOL", "HTTP/1.0");
     Py_DECREF(env);
+    nw__wsgi_release(&c);
     nw__conn_free(&c);
 }
 
@@ -265,6 +266,7 @@ test_ipv6_peer_and_untrusted(void **state)
     assert_key(env, "HTTP_SCRIPT_NAME", NULL);
     assert_key(env, "HTTP_X_FORWARDED_PROTO", "https");
     Py_DECREF(env);
+    nw__wsgi_release(&c);
     nw__conn_free(&c);
 }
 
@@ -300,6 +302,7 @@ test_script_name_and_proxy(void **state)
     assert_null(nw__wsgi_environ(&c));
     assert_false(PyErr_Occurred());
     assert_int_equal(c.error_status, 500);
+    nw__wsgi_release(&c);
     nw__conn_free(&c);
 }
 
@@ -515,6 +518,7 @@ test_event_cycle(void **state)
     p = strstr(p, "\r\n\r\nhello") + 9;
     assert_true(strncmp(p, "HTTP/1.1 400 Bad Request\r\n"
                            "Connection: close\r\n", 45) == 0);
+    nw__wsgi_release(&c);
     nw__conn_free(&c);
     close(sv[0]);
     close(sv[1]);
@@ -548,6 +552,7 @@ test_event_body_limit(void **state)
     client_pump(&cl);
     assert_true(cl.inlen > 40);
     assert_memory_equal(cl.in, "HTTP/1.1 413 ", 13);
+    nw__wsgi_release(&c);
     nw__conn_free(&c);
     close(sv[0]);
     close(sv[1]);
