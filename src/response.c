@@ -71,18 +71,54 @@ nw__resp_set_status(nw_resp *r, const char *status, size_t len, char *err,
 }
 
 /* RFC 9110 tchar */
-static int
-is_tchar(unsigned char c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-           || (c >= 'A' && c <= 'Z') || (c != '\0' && strchr(extra, c));
-}
+static const uint8_t tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
 
-static int
-name_is(const char *name, size_t nlen, const char *want)
+/* Names the server treats specially, told apart by length first. */
+enum special {
+    H_NONE,
+    H_CONTENT_LENGTH,
+    H_CONNECTION,
+    H_UPGRADE,
+    H_HOP, /* Gunicorn's util.hop_headers and what narwhal writes itself */
+};
+
+static enum special
+special(const char *name, size_t n)
 {
-    return strlen(want) == nlen && strncasecmp(name, want, nlen) == 0;
+#define IS(s) (strncasecmp(name, s, n) == 0)
+    switch (n) {
+    case 2: return IS("te") ? H_HOP : H_NONE;
+    case 4: return IS("date") ? H_HOP : H_NONE;
+    case 6: return IS("server") ? H_HOP : H_NONE;
+    case 7: return IS("upgrade") ? H_UPGRADE : H_NONE;
+    case 8: return IS("trailers") ? H_HOP : H_NONE;
+    case 10:
+        return IS("connection") ? H_CONNECTION
+               : IS("keep-alive") ? H_HOP
+                                  : H_NONE;
+    case 14: return IS("content-length") ? H_CONTENT_LENGTH : H_NONE;
+    case 17: return IS("transfer-encoding") ? H_HOP : H_NONE;
+    case 18: return IS("proxy-authenticate") ? H_HOP : H_NONE;
+    case 19: return IS("proxy-authorization") ? H_HOP : H_NONE;
+    default: return H_NONE;
+    }
+#undef IS
 }
 
 int
@@ -96,7 +132,7 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
         return NW_ERROR;
     }
     for (size_t i = 0; i < nlen; i++) {
-        if (!is_tchar((unsigned char) name[i])) {
+        if (!tchar[(unsigned char) name[i]]) {
             snprintf(err, errlen,
                      "invalid header name %.*s: byte 0x%02x is not allowed "
                      "in a header name",
@@ -123,7 +159,8 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
             return NW_ERROR;
         }
     }
-    if (name_is(name, nlen, "content-length")) {
+    switch (special(name, nlen)) {
+    case H_CONTENT_LENGTH: {
         int64_t v = 0;
         if (vlen == 0 || vlen > 18) {
             snprintf(err, errlen, "invalid Content-Length %.*s",
@@ -145,25 +182,23 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
         r->content_length = v;
         r->cl_off = r->headers_len;
         r->cl_len = nlen + 2 + vlen + 2;
-    } else if (name_is(name, nlen, "connection")) {
+        break;
+    }
+    case H_CONNECTION:
         if (vlen == 7 && strncasecmp(value, "upgrade", 7) == 0) {
             r->upgrade = 1;
         }
         return NW_OK;
-    } else if (name_is(name, nlen, "upgrade")) {
+    case H_UPGRADE:
         if (!(vlen == 9 && strncasecmp(value, "websocket", 9) == 0)) {
             return NW_OK;
         }
-    } else if (name_is(name, nlen, "keep-alive")
-               || name_is(name, nlen, "proxy-authenticate")
-               || name_is(name, nlen, "proxy-authorization")
-               || name_is(name, nlen, "te")
-               || name_is(name, nlen, "trailers")
-               || name_is(name, nlen, "transfer-encoding")
-               || name_is(name, nlen, "server")
-               || name_is(name, nlen, "date")) {
+        break;
+    case H_HOP:
         /* Gunicorn's util.hop_headers: the server owns these */
         return NW_OK;
+    case H_NONE:
+        break;
     }
     need = r->headers_len + nlen + 2 + vlen + 2;
     if (need > r->headers_cap) {

@@ -198,6 +198,30 @@ test_header_mapping(void **state)
 }
 
 static void
+test_ipv4_formatting(void **state)
+{
+    static const char *const ips[] = {"10.200.0.255", "0.0.0.0",
+                                      "255.255.255.255", "1.22.103.9"};
+    static const unsigned ports[] = {65535, 0, 1, 8080};
+    static const char *const port_strs[] = {"65535", "0", "1", "8080"};
+    nw_conn c;
+    (void) state;
+
+    nw__conn_init(&c, NULL, &cfg, NW_CONN_BLOCKING);
+    for (int i = 0; i < 4; i++) {
+        struct sockaddr_in peer = v4(ips[i], ports[i]);
+        PyObject *env = environ_of(&c, "GET / HTTP/1.1\r\n\r\n",
+                                   (struct sockaddr *) &peer, sizeof(peer),
+                                   &tcp_listener);
+        assert_key(env, "REMOTE_ADDR", ips[i]);
+        assert_key(env, "REMOTE_PORT", port_strs[i]);
+        Py_DECREF(env);
+    }
+    nw__wsgi_release(&c);
+    nw__conn_free(&c);
+}
+
+static void
 test_unix_socket_server_name(void **state)
 {
     nw_conn c;
@@ -564,6 +588,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_mapping),
+        cmocka_unit_test(test_ipv4_formatting),
         cmocka_unit_test(test_unix_socket_server_name),
         cmocka_unit_test(test_ipv6_peer_and_untrusted),
         cmocka_unit_test(test_script_name_and_proxy),
