@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,8 +25,8 @@ nw__conn_config_init(nw_conn_config *cc, const nw_settings *s, char *err,
 
     memset(cc, 0, sizeof(*cc));
     nw__http_limits_default(l);
-    /* Gunicorn: 0 or more than 8190 means 8190; 0 fields or field size
-       mean the largest */
+    /* Gunicorn: a request line limit of 0 or more than 8190 means 8190,
+       0 fields means the most (32768) */
     l->request_line = s->limit_request_line > 0
                               && s->limit_request_line < 8190
                           ? (size_t) s->limit_request_line
@@ -34,9 +35,11 @@ nw__conn_config_init(nw_conn_config *cc, const nw_settings *s, char *err,
                         && s->limit_request_fields < 32768
                     ? (unsigned) s->limit_request_fields
                     : 32768;
+    /* 0: no limit per field, the head as a whole still bounded (as if
+       each field had 8190 bytes) */
     l->field_size = s->limit_request_field_size > 0
                         ? (size_t) s->limit_request_field_size
-                        : 8190;
+                        : SIZE_MAX;
     l->body = s->limit_request_body > 0 ? (uint64_t) s->limit_request_body
                                         : 0;
     if (s->header_map == NULL || strcmp(s->header_map, "drop") == 0) {

@@ -739,7 +739,11 @@ nw__http_init(nw_http *h, const nw_http_limits *limits)
     memset(h, 0, sizeof(*h));
     h->limits = limits;
     h->head_max = limits->request_line + 2
-                  + (size_t) limits->fields * (limits->field_size + 2) + 2;
+                  + (size_t) limits->fields
+                        * ((limits->field_size == SIZE_MAX ? 8190
+                                                           : limits->field_size)
+                           + 2)
+                  + 2;
     h->cap = INITIAL_BUF;
     h->buf = nw__xmalloc(h->cap);
     llhttp_init(&h->parser, HTTP_REQUEST, &parser_settings);

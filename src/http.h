@@ -96,7 +96,8 @@ enum nw_header_map {
 typedef struct nw_http_limits {
     size_t request_line;  /* limit_request_line: bytes, CRLF excluded */
     unsigned fields;      /* limit_request_fields */
-    size_t field_size;    /* limit_request_field_size: one header line */
+    size_t field_size;    /* limit_request_field_size: one header line;
+                             SIZE_MAX for none (the setting's 0) */
     uint64_t body;        /* limit_request_body; 0 = unlimited (413) */
     unsigned header_map;  /* enum nw_header_map */
     unsigned permit_obsolete_folding : 1;

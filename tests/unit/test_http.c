@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -578,6 +579,10 @@ test_limits(void **state)
     memcpy(big, "GET / HTTP/1.1\r\nX-Big: ", 23);
     memcpy(big + 8500, "\r\n\r\n", 4);
     assert_int_equal(run(&limits, big, 8504, NULL, NULL), 431);
+    /* limit_request_field_size=0: no limit per field */
+    l.field_size = SIZE_MAX;
+    assert_int_equal(run(&l, big, 8504, NULL, NULL), 0);
+    l = limits;
     /* a field of exactly limit_request_field_size bytes passes */
     l.field_size = 30;
     assert_int_equal(RUN(&l, "GET / HTTP/1.1\r\nX-Twenty-Four: 1234567890"
