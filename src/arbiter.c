@@ -14,6 +14,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "memory.h"
+#include "python_arbiter.h"
 #include "sockets.h"
 #include "worker_core.h"
 
@@ -172,6 +173,7 @@ spawn_worker(nw_arbiter *a)
         return;
     }
     a->next_number++;
+    nw__python_before_fork();
     pid = fork();
     if (pid == 0) {
         nw_worker_spawn sp = {
@@ -187,8 +189,10 @@ spawn_worker(nw_arbiter *a)
             .argc = a->argc,
             .argv = a->argv,
         };
+        nw__python_after_fork_child();
         nw__worker_main(&sp);
     }
+    nw__python_after_fork_parent();
     if (pid < 0) {
         nw__log(NW_LOG_ERROR, "cannot fork a worker: %s", strerror(errno));
         nw__scoreboard_release(&a->sb, (unsigned) slot);
