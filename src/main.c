@@ -74,8 +74,9 @@ load_worker_class(nw_settings *s, const nw_worker_class **cls)
 static int
 finish(nw_settings *s, int code)
 {
-    nw__python_finalize_arbiter();
+    /* the settings hold Python objects (hooks): dropped first */
     nw__settings_free(s);
+    nw__python_finalize_arbiter();
     return code;
 }
 

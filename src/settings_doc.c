@@ -232,7 +232,9 @@ md_dump(FILE *out)
             }
             fputc(')', out);
         }
-        fprintf(out, " · default: `%s`\n\n%s\n",
+        /* a computed default is prose, a fixed one is code */
+        fprintf(out, d->doc_default ? " · default: %s\n\n%s\n"
+                                    : " · default: `%s`\n\n%s\n",
                 doc_default(d, buf, sizeof(buf)), d->help);
         if (d->flags & NW_F_REFUSED) {
             fprintf(out, "\n**Not supported**: %s.\n", d->note);

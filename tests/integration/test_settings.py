@@ -622,7 +622,7 @@ def test_ini_details(tmp_path):
         graceful_timeout = 15s
         post_request = hookmod:post_request
         """))
-    printed, err = print_config(["-c", str(conf), "hello:app"])
+    printed, err = print_config(["-c", "file:" + str(conf), "hello:app"])
     assert printed["bind"] == "['127.0.0.1:9001', '127.0.0.1:9002']"
     assert printed["forwarded_allow_ips"] == "['10.0.0.1', '10.0.0.2']"
     assert printed["graceful_timeout"] == "15"

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "api.h"
 #include "cli.h"
 #include "settings.h"
 #include "settings_doc.h"
@@ -397,6 +398,12 @@ test_types(void **state)
     assert_int_equal(set(&s, "on_starting", "nodots", NW_SRC_FILE), -1);
     assert_non_null(strstr(last_err, "module:callable"));
     assert_int_equal(set(&s, "logconfig_dict", "{}", NW_SRC_FILE), -1);
+    {
+        /* plugins read durations as ints */
+        long long v = 0;
+        assert_int_equal(nw__api.config_int(&s, "timeout", &v), 0);
+        assert_int_equal(v, 45);
+    }
     nw__settings_free(&s);
 }
 
