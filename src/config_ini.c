@@ -20,6 +20,7 @@ typedef struct ini_ctx {
     FILE *fp;
     int lineno;       /* the line inih is handling */
     int long_line;    /* a line too long for inih's buffer, or 0 */
+    int max_line;     /* the longest line inih takes (its buffer - 1) */
     int in_ours;      /* seen [narwhal] or [gunicorn] */
     int failed;
     char error[1024]; /* the first error, reported alone */
@@ -38,15 +39,19 @@ read_line(char *str, int num, void *stream)
         return NULL;
     }
     c->lineno++;
+    c->max_line = num - 1;
     n = strlen(str);
-    if (n > 0 && str[n - 1] != '\n' && !feof(c->fp)) {
-        int ch;
-        while ((ch = fgetc(c->fp)) != EOF && ch != '\n') {
+    if (n > 0 && str[n - 1] != '\n') {
+        /* the buffer is full: fine if the line ends right here */
+        int ch = fgetc(c->fp);
+        if (ch != '\n' && ch != EOF) {
+            while ((ch = fgetc(c->fp)) != EOF && ch != '\n') {
+            }
+            if (c->long_line == 0) {
+                c->long_line = c->lineno;
+            }
+            str[0] = '\0';
         }
-        if (c->long_line == 0) {
-            c->long_line = c->lineno;
-        }
-        str[0] = '\0';
     }
     return str;
 }
@@ -126,6 +131,41 @@ set_list(ini_ctx *c, const nw_setting_def *d, const char *value,
     return ok;
 }
 
+/* A comma-separated list: blanks separate items too when there is no
+   comma, and a repeated key adds to the list, as for a LIST. */
+static int
+set_csv(ini_ctx *c, const nw_setting_def *d, char *v, const char *origin)
+{
+    const nw_strlist *have = NW_SETTING_CPTR(c->s, d, nw_strlist);
+    char *text;
+    size_t len = strlen(v) + 1;
+    int ok;
+
+    if (strchr(v, ',') == NULL) {
+        for (char *p = v; *p; p++) {
+            if (*p == ' ' || *p == '\t') {
+                *p = ',';
+            }
+        }
+    }
+    if (!c->seen[d - nw__setting_defs]) {
+        return set_text(c, d, v, origin);
+    }
+    for (size_t i = 0; i < have->count; i++) {
+        len += strlen(have->items[i]) + 1;
+    }
+    text = nw__xmalloc(len + 1);
+    text[0] = '\0';
+    for (size_t i = 0; i < have->count; i++) {
+        strcat(text, have->items[i]);
+        strcat(text, ",");
+    }
+    strcat(text, v);
+    ok = set_text(c, d, text, origin);
+    free(text);
+    return ok;
+}
+
 static int
 on_entry(void *user, const char *section, const char *name,
          const char *value)
@@ -139,8 +179,10 @@ on_entry(void *user, const char *section, const char *name,
         return 0;
     }
     if (c->long_line != 0) {
+        char max[16];
+        snprintf(max, sizeof(max), "%d", c->max_line);
         c->lineno = c->long_line;
-        return fail(c, "the line is longer than %s characters%s", "199",
+        return fail(c, "the line is longer than %s characters%s", max,
                     " (inih's limit); split a list over repeated keys");
     }
     if (*section == '\0') {
@@ -175,14 +217,8 @@ on_entry(void *user, const char *section, const char *name,
     v = unquote(value);
     if (d->type == NW_T_LIST) {
         ok = set_list(c, d, v, origin);
-    } else if (d->type == NW_T_CSV && strchr(v, ',') == NULL) {
-        /* whitespace-separated: the same list with commas */
-        for (char *p = v; *p; p++) {
-            if (*p == ' ' || *p == '\t') {
-                *p = ',';
-            }
-        }
-        ok = set_text(c, d, v, origin);
+    } else if (d->type == NW_T_CSV) {
+        ok = set_csv(c, d, v, origin);
     } else {
         ok = set_text(c, d, v, origin);
     }
@@ -214,9 +250,9 @@ nw__config_ini_load(nw_settings *s, const char *path, FILE *errout)
     }
     if (c.long_line != 0) {
         fprintf(errout,
-                "Error: %s:%d: the line is longer than 199 characters "
-                "(inih's limit)\n",
-                path, c.long_line);
+                "Error: %s:%d: the line is longer than %d characters "
+                "(inih's limit); split a list over repeated keys\n",
+                path, c.long_line, c.max_line);
         return NW_ERROR;
     }
     if (rc > 0) {

@@ -847,7 +847,9 @@ equals_default(const nw_setting_def *d, const void *field)
 
     if (d->type == NW_T_CALLABLE || d->type == NW_T_PYOBJ) {
         const nw_pyref *r = field;
-        return r->spec == NULL && r->obj == NULL;
+        return (r->spec == NULL && r->obj == NULL)
+               || (d->type == NW_T_PYOBJ && r->text != NULL
+                   && strcmp(r->text, d->default_value) == 0);
     }
     parse_default(d, &dv, err, sizeof(err));
     a = format_dup(d, field);

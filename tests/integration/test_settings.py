@@ -618,13 +618,15 @@ def test_ini_details(tmp_path):
         bind = 127.0.0.1:9002
         Worker-Class = sync
         forwarded_allow_ips = 10.0.0.1 10.0.0.2
+        forwarded_allow_ips = 10.0.0.3
         daemon = off
         graceful_timeout = 15s
         post_request = hookmod:post_request
         """))
     printed, err = print_config(["-c", "file:" + str(conf), "hello:app"])
     assert printed["bind"] == "['127.0.0.1:9001', '127.0.0.1:9002']"
-    assert printed["forwarded_allow_ips"] == "['10.0.0.1', '10.0.0.2']"
+    assert printed["forwarded_allow_ips"] == (
+        "['10.0.0.1', '10.0.0.2', '10.0.0.3']")
     assert printed["graceful_timeout"] == "15"
     assert printed["post_request"] == "<post_request()>"
 

@@ -58,11 +58,13 @@ test_typed_set(void **state)
     assert_non_null(strstr(err, "out of range"));
     assert_int_equal(s.workers, 4);
     assert_int_equal(nw__setting_set(&s, nw__setting_find("loglevel"),
-                                     "verbose", NW_SRC_CLI, NULL, err, sizeof(err)),
+                                     "verbose", NW_SRC_CLI, NULL, err,
+                                     sizeof(err)),
                      -1);
     assert_non_null(strstr(err, "choose from debug, info"));
     assert_int_equal(nw__setting_set(&s, nw__setting_find("loglevel"),
-                                     "debug", NW_SRC_CLI, NULL, err, sizeof(err)),
+                                     "debug", NW_SRC_CLI, NULL, err,
+                                     sizeof(err)),
                      0);
     assert_string_equal(s.loglevel, "debug");
     nw__settings_free(&s);
@@ -119,7 +121,8 @@ test_csv_and_dict(void **state)
     assert_string_equal(s.secure_scheme_headers.values[0], "https");
     assert_int_equal(nw__setting_set(&s,
                                      nw__setting_find("secure_scheme_headers"),
-                                     "X-Scheme", NW_SRC_CLI, NULL, err, sizeof(err)),
+                                     "X-Scheme", NW_SRC_CLI, NULL, err,
+                                     sizeof(err)),
                      -1);
     assert_non_null(strstr(err, "KEY=VALUE"));
     assert_int_equal(s.secure_scheme_headers.count, 1);
