@@ -187,10 +187,14 @@ nw__worker_main(const nw_worker_spawn *sp)
         leave(rc, 1);
     }
 
+    /* Gunicorn accepts any value and clamps it here: a request line of at
+       most 8190 bytes, at most 32768 header fields */
     core.limits.request_line = s->limit_request_line > 0
+                                       && s->limit_request_line < 8190
                                    ? (size_t) s->limit_request_line
                                    : 8190;
     core.limits.fields = s->limit_request_fields > 0
+                                 && s->limit_request_fields < 32768
                              ? (unsigned) s->limit_request_fields
                              : 32768;
     core.limits.field_size = s->limit_request_field_size > 0

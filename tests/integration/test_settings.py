@@ -794,3 +794,15 @@ def test_committed_docs_are_not_stale(fmt, path):
         committed = f.read()
     assert committed == out, (
         "%s is stale: run `make update-docs` and commit it" % path)
+
+
+def test_limits_above_gunicorns_caps_are_accepted_and_clamped(server):
+    # Gunicorn takes any value and clamps it to 8190 where it is used
+    s = server("--limit-request-line", "100000",
+               "--limit-request-fields", "100000")
+    assert get(s.port, "/" + "a" * 7000)[0] == 200
+    try:
+        status = get(s.port, "/" + "a" * 9000)[0]
+    except ConnectionResetError:
+        status = "reset"  # refused before all of it was read
+    assert status == "reset" or status >= 400
