@@ -361,11 +361,16 @@ set_from_python(nw_settings *s, const nw_setting_def *d, PyObject *v,
         }
         if (PyUnicode_Check(v)) {
             /* Gunicorn's "legacy syntax": one string is a list of one */
+            const char *one = utf8(v);
+            if (one == NULL) {
+                snprintf(err, errlen, "the string is not valid UTF-8");
+                return NW_ERROR;
+            }
             if (nw__setting_clear(s, d, NW_SRC_FILE, origin, err, errlen)
                 != NW_OK) {
                 return NW_ERROR;
             }
-            return nw__setting_set(s, d, utf8(v), NW_SRC_FILE, origin, err,
+            return nw__setting_set(s, d, one, NW_SRC_FILE, origin, err,
                                    errlen);
         }
         /* a list of strings, as for a CSV */
@@ -377,6 +382,10 @@ set_from_python(nw_settings *s, const nw_setting_def *d, PyObject *v,
             return nw__setting_clear(s, d, NW_SRC_FILE, origin, err, errlen);
         }
         if (PyUnicode_Check(v)) {
+            if (utf8(v) == NULL) {
+                snprintf(err, errlen, "the string is not valid UTF-8");
+                return NW_ERROR;
+            }
             return nw__setting_set(s, d, utf8(v), NW_SRC_FILE, origin, err,
                                    errlen);
         }
@@ -463,7 +472,12 @@ set_from_python(nw_settings *s, const nw_setting_def *d, PyObject *v,
         nw_pyref ref;
         memset(&ref, 0, sizeof(ref));
         if (PyUnicode_Check(v)) {
-            if (resolve_spec(d, utf8(v), &ref, err, errlen) != NW_OK) {
+            const char *spec = utf8(v);
+            if (spec == NULL) {
+                snprintf(err, errlen, "the string is not valid UTF-8");
+                return NW_ERROR;
+            }
+            if (resolve_spec(d, spec, &ref, err, errlen) != NW_OK) {
                 return NW_ERROR;
             }
         } else if (check_callable(d, v, &ref, err, errlen) != NW_OK) {
