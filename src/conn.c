@@ -294,6 +294,7 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
     if (read_head(c)) {
         served = 1;
         gil = PyGILState_Ensure();
+        core->in_app = 1;
         nw__wsgi_call(c, core->app);
         for (;;) {
             nw_out out;
@@ -312,10 +313,9 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
             }
         }
         nw__wsgi_finish(c);
+        core->in_app = 0;
         PyGILState_Release(gil);
-        atomic_fetch_add_explicit(&core->slot->requests, 1,
-                                  memory_order_relaxed);
-        core->requests++;
+        nw__worker_request_done(core);
     }
     close(fd);
     c->fd = -1;

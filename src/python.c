@@ -393,3 +393,24 @@ nw__python_load_app(const char *spec_text, PyObject **app)
     *app = obj;
     return NW_OK;
 }
+
+static PyObject *preloaded_app;
+
+int
+nw__python_preload_app(const nw_settings *s, int argc, char **argv)
+{
+    if (nw__python_start_arbiter(s, argc, argv) != NW_OK) {
+        return NW_EXIT_WORKER_BOOT;
+    }
+    if (nw__python_setup_path(s) != 0) {
+        nw__log_py_exception(NW_LOG_CRITICAL, "cannot set sys.path");
+        return NW_EXIT_WORKER_BOOT;
+    }
+    return nw__python_load_app(s->app_module, &preloaded_app);
+}
+
+PyObject *
+nw__python_preloaded_app(void)
+{
+    return preloaded_app;
+}

@@ -25,4 +25,10 @@ int nw__python_init(const nw_settings *s, int argc, char **argv);
    leave with (NW_EXIT_APP_LOAD), the reason and traceback logged. */
 int nw__python_load_app(const char *spec, PyObject **app);
 
+/* preload_app: the app loaded in the arbiter before forking (the workers
+   inherit it); NW_OK or the exit code.  nw__python_preloaded_app() is the
+   app, or NULL without --preload (a borrowed reference). */
+int nw__python_preload_app(const nw_settings *s, int argc, char **argv);
+PyObject *nw__python_preloaded_app(void);
+
 #endif
