@@ -86,7 +86,7 @@ static void
 setup_signals(void)
 {
     struct sigaction sa;
-    static const int reset[] = {SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2, SIGCHLD};
+    static const int reset[] = {SIGTTIN, SIGTTOU, SIGUSR2, SIGCHLD};
     sigset_t none;
 
     memset(&sa, 0, sizeof(sa));
@@ -96,6 +96,9 @@ setup_signals(void)
     }
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /* Gunicorn leaves HUP at its default, so `pkill -HUP gunicorn` kills
+       every worker (PR #1868): a reload is the master's business */
+    sigaction(SIGHUP, &sa, NULL);
 
     sa.sa_handler = on_worker_signal;
     /* no SA_RESTART: a blocked accept or poll returns so the loop sees the

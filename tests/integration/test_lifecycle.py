@@ -467,3 +467,12 @@ def test_max_worker_memory(server):
     assert "more than max_worker_memory (48 MiB): replacing it" in s.log()
     workers_settle(s, 1, exclude=[big])
     assert get(s.port)[0] == 200
+
+
+def test_hup_sent_to_a_worker_does_not_kill_it(server):
+    s = server("-w", "1", workers_ready=1)
+    worker = s.workers()[0]
+    os.kill(worker, signal.SIGHUP)
+    time.sleep(0.5)
+    assert s.workers() == [worker]
+    assert get(s.port)[0] == 200
