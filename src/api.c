@@ -25,12 +25,13 @@ typed(const char *name, int t1, int t2)
     return d;
 }
 
-#define VALUE(cfg, d, T) (*(const T *) (const void *) ((const char *) (cfg) + (d)->offset))
+#define VALUE(cfg, d, T)                                                      \
+    (*(const T *) (const void *) ((const char *) (cfg) + (d)->offset))
 
 static int
 api_config_int(const nw_config *cfg, const char *name, long long *out)
 {
-    const nw_setting_def *d = typed(name, NW_T_INT, NW_T_INT);
+    const nw_setting_def *d = typed(name, NW_T_INT, NW_T_DURATION);
     if (d == NULL) {
         return NW_ERROR;
     }

@@ -623,11 +623,12 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
 
     nw__conn_open(c, fd, peer, peerlen, l);
     /* Blocked calls wake up at each heartbeat interval, so a slow client
-       costs the client its connection, not the worker its life (TCP
-       sockets inherit that from their listener, see worker.c). */
-    if (!core->listener_timeouts || l == NULL || l->family == AF_UNIX) {
-        set_timeouts(fd, w->heartbeat_interval_ms);
-    }
+       costs the client its connection, not the worker its life.  (Set per
+       connection: a socket inherits these from its listener when the
+       connection is made, and connections queued before a worker could
+       set them on the listener, or made before narwhal started on an
+       inherited socket, would block for ever.) */
+    set_timeouts(fd, w->heartbeat_interval_ms);
     if (c->keepalive_class && l->family != AF_UNIX) {
         /* responses go out in several writes on a kept connection */
         int one = 1;
@@ -643,6 +644,7 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
         }
         served++;
         gil = PyGILState_Ensure();
+        core->in_app = 1;
         nw__wsgi_call(c, core->app);
         for (;;) {
             nw_out out;
@@ -659,12 +661,11 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
             }
         }
         nw__wsgi_finish(c);
+        core->in_app = 0;
         again = nw__conn_keepalive_wanted(c) && !c->resp.must_close
                 && (c->http.state == NW_HTTP_DONE || drain_body(c));
         PyGILState_Release(gil);
-        atomic_fetch_add_explicit(&core->slot->requests, 1,
-                                  memory_order_relaxed);
-        core->requests++;
+        nw__worker_request_done(core);
         if (!again) {
             break;
         }

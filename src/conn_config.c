@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <narwhal/api.h>
 
@@ -11,9 +12,6 @@
 /* Request bodies an event worker reads before calling the app stay in
    memory up to this size, then go to a file in tmp_upload_dir. */
 #define SPOOL_MEMORY (1024 * 1024)
-/* Gunicorn's default keepalive (seconds); the setting arrives with the
-   full settings table. */
-#define KEEPALIVE_MS 2000
 
 int
 nw__conn_config_init(nw_conn_config *cc, const nw_settings *s, char *err,
@@ -42,11 +40,11 @@ nw__conn_config_init(nw_conn_config *cc, const nw_settings *s, char *err,
                         : SIZE_MAX;
     l->body = s->limit_request_body > 0 ? (uint64_t) s->limit_request_body
                                         : 0;
-    if (s->header_map == NULL || strcmp(s->header_map, "drop") == 0) {
+    if (s->header_map == NULL || strcasecmp(s->header_map, "drop") == 0) {
         l->header_map = NW_HEADER_MAP_DROP;
-    } else if (strcmp(s->header_map, "refuse") == 0) {
+    } else if (strcasecmp(s->header_map, "refuse") == 0) {
         l->header_map = NW_HEADER_MAP_REFUSE;
-    } else if (strcmp(s->header_map, "dangerous") == 0) {
+    } else if (strcasecmp(s->header_map, "dangerous") == 0) {
         l->header_map = NW_HEADER_MAP_DANGEROUS;
     } else {
         snprintf(err, errlen,
@@ -93,7 +91,10 @@ nw__conn_config_init(nw_conn_config *cc, const nw_settings *s, char *err,
     cc->sendfile = s->sendfile != 0;
     cc->tmp_dir = s->tmp_upload_dir;
     cc->spool_memory = SPOOL_MEMORY;
-    cc->keepalive_ms = KEEPALIVE_MS;
+    /* keepalive: seconds; 0 turns keep-alive off */
+    cc->keepalive_ms = s->keepalive > 0 && s->keepalive < 4294967
+                           ? (unsigned) s->keepalive * 1000u
+                           : (s->keepalive > 0 ? 4294967000u : 0);
     cc->client_timeout_ms = s->timeout > 0 ? (unsigned) s->timeout * 1000u
                                            : 0;
     return NW_OK;

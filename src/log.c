@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,4 +144,34 @@ nw__log(int level, const char *fmt, ...)
     if (line != small) {
         free(line);
     }
+}
+
+int
+nw__log_reopen(const char *errorlog)
+{
+    int fd;
+
+    if (errorlog == NULL || strcmp(errorlog, "-") == 0) {
+        if (log_fd != STDERR_FILENO) {
+            close(log_fd);
+            log_fd = STDERR_FILENO;
+        }
+        return NW_OK;
+    }
+    fd = open(errorlog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        nw__log(NW_LOG_ERROR, "cannot open the error log %s: %s; logging "
+                              "goes on where it went",
+                errorlog, strerror(errno));
+        return NW_ERROR;
+    }
+    if (log_fd == STDERR_FILENO) {
+        log_fd = fd;
+    } else {
+        /* the same descriptor number, now on the new file */
+        dup2(fd, log_fd);
+        fcntl(log_fd, F_SETFD, FD_CLOEXEC);
+        close(fd);
+    }
+    return NW_OK;
 }

@@ -16,4 +16,9 @@ const char *nw__log_level_name(int level);
 /* Where the error log goes; -1 means stderr. */
 void nw__log_set_fd(int fd);
 
+/* (Re)open the errorlog setting's file ("-" or NULL: stderr), keeping the
+   log's descriptor number; USR1 calls it so logrotate can move the file.
+   NW_OK, or NW_ERROR (logged; the log keeps its previous file). */
+int nw__log_reopen(const char *errorlog);
+
 #endif

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <narwhal/api.h>
 
@@ -17,16 +18,17 @@ static const char v2_sig[12] = "\r\n\r\n\0\r\nQUIT\n";
 int
 nw__proxy_mode(const char *name)
 {
-    if (name == NULL || strcmp(name, "off") == 0 || strcmp(name, "") == 0) {
+    if (name == NULL || strcasecmp(name, "off") == 0 || *name == '\0'
+        || strcasecmp(name, "false") == 0) {
         return NW_PROXY_OFF;
     }
-    if (strcmp(name, "v1") == 0) {
+    if (strcasecmp(name, "v1") == 0) {
         return NW_PROXY_V1;
     }
-    if (strcmp(name, "v2") == 0) {
+    if (strcasecmp(name, "v2") == 0) {
         return NW_PROXY_V2;
     }
-    if (strcmp(name, "auto") == 0 || strcmp(name, "true") == 0) {
+    if (strcasecmp(name, "auto") == 0 || strcasecmp(name, "true") == 0) {
         return NW_PROXY_AUTO;
     }
     return -1;

@@ -35,79 +35,94 @@ program_name(char *buf, size_t len)
     return NW_PYTHON_EXECUTABLE;
 }
 
+/* Put dir at the front of sys.path, moving it there if it is already
+   in, so the order below holds however often it is applied (once in the
+   arbiter for a Python config file, again in each worker). */
 static int
 path_insert_front(PyObject *path, const char *dir)
 {
     PyObject *item = PyUnicode_DecodeFSDefault(dir);
+    Py_ssize_t at;
     int rc = -1;
 
     if (item == NULL) {
         return -1;
     }
-    rc = PySequence_Contains(path, item);
-    if (rc == 0) {
-        rc = PyList_Insert(path, 0, item);
-    } else if (rc == 1) {
-        rc = 0;
+    for (;;) {
+        at = PySequence_Index(path, item);
+        if (at < 0) {
+            PyErr_Clear();
+            break;
+        }
+        if (PySequence_DelItem(path, at) != 0) {
+            goto done;
+        }
     }
+    rc = PyList_Insert(path, 0, item);
+done:
     Py_DECREF(item);
     return rc;
 }
 
-/* Gunicorn's order: the working directory first, then each pythonpath
-   entry in front of it. */
-static int
-setup_sys_path(const nw_settings *s)
+int
+nw__python_setup_path(const nw_settings *s)
 {
     PyObject *path = PySys_GetObject("path"); /* borrowed */
     char cwd[PATH_MAX], abs[PATH_MAX];
+    const char *p;
 
+    /* Gunicorn's order: the working directory first, then each pythonpath
+       entry inserted in front of it (so the last one comes first). */
     if (path == NULL || !PyList_Check(path)) {
         return -1;
     }
     if (getcwd(cwd, sizeof(cwd)) == NULL || path_insert_front(path, cwd) != 0) {
         return -1;
     }
-    if (s->pythonpath != NULL) {
-        const char *p = s->pythonpath;
-        while (*p) {
-            const char *comma = strchr(p, ',');
-            size_t n = comma ? (size_t) (comma - p) : strlen(p);
-            while (n > 0 && (*p == ' ' || *p == '\t')) {
-                p++;
-                n--;
-            }
-            while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
-                n--;
-            }
-            if (n > 0) {
-                /* relative entries are taken from the working directory,
-                   as os.path.abspath does */
-                int len = p[0] == '/'
-                              ? snprintf(abs, sizeof(abs), "%.*s", (int) n, p)
-                              : snprintf(abs, sizeof(abs), "%s/%.*s", cwd,
-                                         (int) n, p);
-                if (len > 0 && (size_t) len < sizeof(abs)
-                    && path_insert_front(path, abs) != 0) {
-                    return -1;
-                }
-            }
-            if (comma == NULL) {
-                break;
-            }
-            p = comma + 1;
+    for (p = s->pythonpath; p != NULL && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t) (comma - p) : strlen(p);
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
         }
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+            n--;
+        }
+        if (n > 0) {
+            /* relative entries are taken from the working directory, as
+               os.path.abspath does */
+            int len = p[0] == '/'
+                          ? snprintf(abs, sizeof(abs), "%.*s", (int) n, p)
+                          : snprintf(abs, sizeof(abs), "%s/%.*s", cwd,
+                                     (int) n, p);
+            if (len > 0 && (size_t) len < sizeof(abs)
+                && path_insert_front(path, abs) != 0) {
+                return -1;
+            }
+        }
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
     }
     return 0;
 }
 
+/* Set when the arbiter itself started CPython (a Python config file or
+   hooks): workers then inherit the interpreter instead of starting one. */
+static int arbiter_python;
+
 int
-nw__python_init(const nw_settings *s, int argc, char **argv)
+nw__python_start(const nw_settings *s, int argc, char **argv)
 {
     PyConfig config;
     PyStatus status;
     char buf[PATH_MAX];
 
+    if (Py_IsInitialized()) {
+        return NW_OK;
+    }
     PyConfig_InitPythonConfig(&config);
     /* narwhal owns the process's signals (SIGINT, SIGPIPE, ...) */
     config.install_signal_handlers = 0;
@@ -126,11 +141,78 @@ nw__python_init(const nw_settings *s, int argc, char **argv)
                 PY_VERSION, status.err_msg ? status.err_msg : "unknown error");
         return NW_ERROR;
     }
-    if (setup_sys_path(s) != 0) {
+    if (nw__python_setup_path(s) != 0) {
         nw__log_py_exception(NW_LOG_CRITICAL, "cannot set sys.path");
         return NW_ERROR;
     }
     return NW_OK;
+}
+
+int
+nw__python_start_arbiter(const nw_settings *s, int argc, char **argv)
+{
+    if (arbiter_python) {
+        return NW_OK;
+    }
+    if (nw__python_start(s, argc, argv) != NW_OK) {
+        return NW_ERROR;
+    }
+    arbiter_python = 1;
+    return NW_OK;
+}
+
+int
+nw__python_in_arbiter(void)
+{
+    return arbiter_python;
+}
+
+void
+nw__python_before_fork(void)
+{
+    if (arbiter_python) {
+        PyOS_BeforeFork();
+    }
+}
+
+void
+nw__python_after_fork_parent(void)
+{
+    if (arbiter_python) {
+        PyOS_AfterFork_Parent();
+    }
+}
+
+void
+nw__python_after_fork_child(void)
+{
+    if (arbiter_python) {
+        PyOS_AfterFork_Child();
+    }
+}
+
+void
+nw__python_finalize_arbiter(void)
+{
+    if (arbiter_python) {
+        arbiter_python = 0;
+        Py_FinalizeEx();
+    }
+}
+
+int
+nw__python_init(const nw_settings *s, int argc, char **argv)
+{
+    if (Py_IsInitialized()) {
+        /* inherited from the arbiter: only the paths may have changed
+           (chdir after the config file was read) */
+        if (nw__python_setup_path(s) != 0) {
+            nw__log_py_exception(NW_LOG_CRITICAL, "cannot set sys.path");
+            return NW_ERROR;
+        }
+        return NW_OK;
+    }
+    return nw__python_start(s, argc, argv);
 }
 
 /* NAME(ARGS) with literal arguments: Python's own parser reads them. */
@@ -310,4 +392,25 @@ nw__python_load_app(const char *spec_text, PyObject **app)
     }
     *app = obj;
     return NW_OK;
+}
+
+static PyObject *preloaded_app;
+
+int
+nw__python_preload_app(const nw_settings *s, int argc, char **argv)
+{
+    if (nw__python_start_arbiter(s, argc, argv) != NW_OK) {
+        return NW_EXIT_WORKER_BOOT;
+    }
+    if (nw__python_setup_path(s) != 0) {
+        nw__log_py_exception(NW_LOG_CRITICAL, "cannot set sys.path");
+        return NW_EXIT_WORKER_BOOT;
+    }
+    return nw__python_load_app(s->app_module, &preloaded_app);
+}
+
+PyObject *
+nw__python_preloaded_app(void)
+{
+    return preloaded_app;
 }

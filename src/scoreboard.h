@@ -14,6 +14,8 @@ enum nw_slot_state {
     NW_SLOT_BOOTING,  /* forked, loading the app */
     NW_SLOT_READY,    /* serving */
     NW_SLOT_STOPPING, /* asked to stop, finishing its work */
+    NW_SLOT_RETIRING, /* reached max_requests: serving until its
+                         successor is ready */
 };
 
 typedef struct nw_slot {

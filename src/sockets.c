@@ -214,7 +214,7 @@ sleep_ms(unsigned ms)
 
 static int
 open_tcp(const nw_bind_addr *a, int backlog, int tries, unsigned delay_ms,
-         nw_listener *l, char *err, size_t errlen)
+         int reuse_port, nw_listener *l, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
     char port[8], desc[300];
@@ -241,6 +241,9 @@ open_tcp(const nw_bind_addr *a, int backlog, int tries, unsigned delay_ms,
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (reuse_port) {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        }
         if (bind(fd, res->ai_addr, res->ai_addrlen) == 0) {
             break;
         }
@@ -268,7 +271,7 @@ open_tcp(const nw_bind_addr *a, int backlog, int tries, unsigned delay_ms,
                  desc);
         return NW_ERROR;
     }
-    if (listen(fd, backlog) != 0 || set_flags(fd) != 0) {
+    if ((!reuse_port && listen(fd, backlog) != 0) || set_flags(fd) != 0) {
         snprintf(err, errlen, "can't listen on %s: %s", desc,
                  strerror(errno));
         close(fd);
@@ -276,6 +279,40 @@ open_tcp(const nw_bind_addr *a, int backlog, int tries, unsigned delay_ms,
     }
     l->fd = fd;
     l->url = url_of(fd, l->family);
+    return NW_OK;
+}
+
+int
+nw__listener_clone(const nw_listener *master, int backlog, nw_listener *l,
+                   char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int one = 1, fd;
+
+    if (getsockname(master->fd, (struct sockaddr *) &ss, &len) != 0) {
+        snprintf(err, errlen, "cannot read the address of %s: %s",
+                 master->url, strerror(errno));
+        return NW_ERROR;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a socket for %s: %s",
+                 master->url, strerror(errno));
+        return NW_ERROR;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *) &ss, len) != 0
+        || listen(fd, backlog) != 0) {
+        snprintf(err, errlen, "cannot listen on %s with SO_REUSEPORT: %s",
+                 master->url, strerror(errno));
+        close(fd);
+        return NW_ERROR;
+    }
+    *l = *master;
+    l->fd = fd;
     return NW_OK;
 }
 
@@ -320,8 +357,8 @@ open_unix(const nw_bind_addr *a, int backlog, nw_listener *l, char *err,
 }
 
 static int
-open_fd(const nw_bind_addr *a, int backlog, nw_listener *l, char *err,
-        size_t errlen)
+open_fd(const nw_bind_addr *a, int backlog, int reuse_port, nw_listener *l,
+        char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -337,7 +374,10 @@ open_fd(const nw_bind_addr *a, int backlog, nw_listener *l, char *err,
                  a->fd);
         return NW_ERROR;
     }
-    if (listen(a->fd, backlog) != 0 || set_flags(a->fd) != 0) {
+    /* an old master's SO_REUSEPORT socket (USR2) stays only bound */
+    int only_bound = reuse_port && ss.ss_family != AF_UNIX;
+    if ((!only_bound && listen(a->fd, backlog) != 0)
+        || set_flags(a->fd) != 0) {
         snprintf(err, errlen, "can't listen on fd://%d: %s", a->fd,
                  strerror(errno));
         return NW_ERROR;
@@ -350,17 +390,19 @@ open_fd(const nw_bind_addr *a, int backlog, nw_listener *l, char *err,
 
 int
 nw__listener_open(const nw_bind_addr *a, int backlog, int tries,
-                  unsigned delay_ms, nw_listener *l, char *err, size_t errlen)
+                  unsigned delay_ms, int reuse_port, nw_listener *l,
+                  char *err, size_t errlen)
 {
     memset(l, 0, sizeof(*l));
     l->fd = -1;
     switch (a->kind) {
     case NW_ADDR_TCP:
-        return open_tcp(a, backlog, tries, delay_ms, l, err, errlen);
+        return open_tcp(a, backlog, tries, delay_ms, reuse_port, l, err,
+                        errlen);
     case NW_ADDR_UNIX:
         return open_unix(a, backlog, l, err, errlen);
     case NW_ADDR_FD:
-        return open_fd(a, backlog, l, err, errlen);
+        return open_fd(a, backlog, reuse_port, l, err, errlen);
     }
     return NW_ERROR;
 }

@@ -32,10 +32,18 @@ void nw__bind_describe(const nw_bind_addr *a, char *buf, size_t len);
 
 /* Create a listening socket (non-blocking, close-on-exec).  A TCP address
    in use is retried `tries` times, `delay_ms` apart, as Gunicorn does.
-   On success fills *l (url allocated) and returns NW_OK. */
+   With `reuse_port` a TCP socket gets SO_REUSEPORT and is only bound (it
+   reserves the address, and resolves port 0): each worker then listens on
+   its own copy (nw__listener_clone).  On success fills *l (url allocated)
+   and returns NW_OK. */
 int nw__listener_open(const nw_bind_addr *a, int backlog, int tries,
-                      unsigned delay_ms, nw_listener *l, char *err,
-                      size_t errlen);
+                      unsigned delay_ms, int reuse_port, nw_listener *l,
+                      char *err, size_t errlen);
+
+/* A worker's own SO_REUSEPORT socket on the address `master` is bound to,
+   so the kernel spreads connections over the workers (Gunicorn #792). */
+int nw__listener_clone(const nw_listener *master, int backlog,
+                       nw_listener *l, char *err, size_t errlen);
 
 /* Close it; a unix socket's file is removed. */
 void nw__listener_close(nw_listener *l, int unlink_unix);

@@ -8,8 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef HAVE_PRCTL
 #include <sys/prctl.h>
@@ -18,7 +17,10 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "memory.h"
+#include "privileges.h"
+#include "proctitle.h"
 #include "python.h"
+#include "sockets.h"
 #include "worker_core.h"
 #include "wsgi.h"
 
@@ -44,6 +46,12 @@ on_worker_signal(int sig)
     case SIGINT:
     case SIGQUIT:
         self_core->stop = NW_STOP_QUICK;
+        if (self_core->in_app) {
+            /* Gunicorn's quick exit raises SystemExit in the app: Python
+               runs the handler installed by install_quit_handler() at
+               its next bytecode, or when the blocked call returns EINTR */
+            PyErr_SetInterruptEx(SIGINT);
+        }
         break;
     default:
         break;
@@ -64,7 +72,8 @@ static void
 on_abort(int sig, siginfo_t *info, void *ctx)
 {
     (void) ctx;
-    if (info != NULL && info->si_code == SI_USER && info->si_pid == arbiter_pid) {
+    if (info != NULL && info->si_code == SI_USER
+        && info->si_pid == arbiter_pid) {
         /* the arbiter's heartbeat timeout: leave at once, as Gunicorn's
            worker does */
         _exit(1);
@@ -78,7 +87,7 @@ static void
 setup_signals(void)
 {
     struct sigaction sa;
-    static const int reset[] = {SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2, SIGCHLD};
+    static const int reset[] = {SIGTTIN, SIGTTOU, SIGUSR2, SIGCHLD};
     sigset_t none;
 
     memset(&sa, 0, sizeof(sa));
@@ -88,6 +97,9 @@ setup_signals(void)
     }
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /* Gunicorn leaves HUP at its default, so `pkill -HUP gunicorn` kills
+       every worker (PR #1868): a reload is the master's business */
+    sigaction(SIGHUP, &sa, NULL);
 
     sa.sa_handler = on_worker_signal;
     /* no SA_RESTART: a blocked accept or poll returns so the loop sees the
@@ -102,6 +114,64 @@ setup_signals(void)
     sigaction(SIGABRT, &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* SIGINT's Python-level handler: quit the app with SystemExit(0). */
+static PyObject *
+quit_now(PyObject *self, PyObject *args)
+{
+    PyObject *zero = PyLong_FromLong(0);
+    (void) self;
+    (void) args;
+    PyErr_SetObject(PyExc_SystemExit, zero);
+    Py_XDECREF(zero);
+    return NULL;
+}
+
+static PyMethodDef quit_def = {"narwhal_quit", quit_now, METH_VARARGS,
+                               "raise SystemExit: the worker quits"};
+
+/* Registers quit_now as Python's SIGINT handler, then puts our C handler
+   back: Python's table now names quit_now, so PyErr_SetInterruptEx(SIGINT)
+   from our handler makes the interpreter call it. */
+static int
+install_quit_handler(void)
+{
+    PyObject *signal_mod = PyImport_ImportModule("signal");
+    PyObject *fn = PyCFunction_New(&quit_def, NULL);
+    PyObject *r = NULL;
+    struct sigaction sa;
+
+    if (signal_mod != NULL && fn != NULL) {
+        r = PyObject_CallMethod(signal_mod, "signal", "iO", SIGINT, fn);
+    }
+    Py_XDECREF(signal_mod);
+    Py_XDECREF(fn);
+    if (r == NULL) {
+        nw__log_py_exception(NW_LOG_WARNING, "cannot install the quit "
+                                             "handler");
+        return NW_ERROR;
+    }
+    Py_DECREF(r);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_worker_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    return NW_OK;
+}
+
+void
+nw__worker_request_done(nw_worker_core *core)
+{
+    core->requests++;
+    atomic_fetch_add_explicit(&core->slot->requests, 1, memory_order_relaxed);
+    if (core->requests == core->max_requests) {
+        nw__log(NW_LOG_INFO,
+                "Autorestarting worker after %llu requests (max_requests): "
+                "it serves until its successor is ready",
+                core->requests);
+        atomic_store(&core->slot->state, NW_SLOT_RETIRING);
+    }
 }
 
 int
@@ -121,6 +191,9 @@ nw__worker_should_stop(nw_worker *w)
     pending = core->pending;
     if (pending != 0) {
         core->pending = 0;
+        if (pending & (1 << SIGUSR1)) {
+            nw__log_reopen(core->settings->errorlog);
+        }
         for (size_t i = 0; i < sizeof(worker_signals) / sizeof(int); i++) {
             int sig = worker_signals[i];
             if ((pending & (1 << sig)) && w->cls->on_signal != NULL) {
@@ -142,34 +215,6 @@ heartbeat_interval_ms(const nw_settings *s)
     return 500;
 }
 
-/* Blocked reads and writes on client sockets wake at each heartbeat
-   interval (conn.c).  Accepted TCP sockets inherit these options from
-   their listener on Linux, which saves two setsockopt calls per
-   connection; unix sockets do not, and get them per connection. */
-static void
-set_listener_timeouts(nw_worker *w)
-{
-    nw_worker_core *core = w->core;
-    struct timeval tv = {w->heartbeat_interval_ms / 1000,
-                         (suseconds_t) (w->heartbeat_interval_ms % 1000)
-                             * 1000};
-
-    core->listener_timeouts = 1;
-    for (unsigned i = 0; i < w->nlisteners; i++) {
-        if (w->listeners[i].family == AF_UNIX) {
-            continue;
-        }
-        if (setsockopt(w->listeners[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
-                       sizeof(tv))
-                != 0
-            || setsockopt(w->listeners[i].fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
-                          sizeof(tv))
-                   != 0) {
-            core->listener_timeouts = 0;
-        }
-    }
-}
-
 static void __attribute__((noreturn))
 leave(int code, int python_up)
 {
@@ -179,10 +224,58 @@ leave(int code, int python_up)
     _exit(code);
 }
 
+static int
+set_owner(const nw_settings *s)
+{
+    uid_t uid = s->source[NW_S_user] != NW_SRC_DEFAULT ? (uid_t) s->user
+                                                       : (uid_t) -1;
+    gid_t gid = s->source[NW_S_group] != NW_SRC_DEFAULT ? (gid_t) s->group
+                                                        : (gid_t) -1;
+    char err[256];
+
+    if (nw__set_owner(uid, gid, s->initgroups, err, sizeof(err)) != NW_OK) {
+        nw__log(NW_LOG_ERROR, "Error: %s; run narwhal as root to use -u/-g",
+                err);
+        return NW_ERROR;
+    }
+    return NW_OK;
+}
+
+/* With reuse_port each worker listens on its own SO_REUSEPORT copy of the
+   TCP sockets, so the kernel balances connections over the workers. */
+static const nw_listener *
+own_listeners(const nw_worker_spawn *sp)
+{
+    nw_listener *mine;
+    char err[256];
+
+    if (!sp->settings->reuse_port) {
+        return sp->listeners;
+    }
+    mine = nw__xcalloc(sp->nlisteners ? sp->nlisteners : 1,
+                       sizeof(nw_listener));
+    for (unsigned i = 0; i < sp->nlisteners; i++) {
+        if (sp->listeners[i].family == AF_UNIX) {
+            mine[i] = sp->listeners[i];
+        } else if (nw__listener_clone(&sp->listeners[i],
+                                      (int) sp->settings->backlog, &mine[i],
+                                      err, sizeof(err))
+                   != NW_OK) {
+            nw__log(NW_LOG_ERROR, "Error: %s", err);
+            return NULL;
+        } else {
+            /* the arbiter's bound socket is only a reservation */
+            close(sp->listeners[i].fd);
+        }
+    }
+    return mine;
+}
+
 void
 nw__worker_main(const nw_worker_spawn *sp)
 {
     const nw_settings *s = sp->settings;
+    const nw_listener *listeners;
     nw_worker_core core;
     nw_worker *w;
     PyThreadState *ts;
@@ -209,19 +302,47 @@ nw__worker_main(const nw_worker_spawn *sp)
     if (getppid() != sp->ppid) {
         _exit(0);
     }
+    nw__proctitle_set("narwhal: worker [%s]", nw__proc_name(s));
     nw__log(NW_LOG_INFO, "Booting worker with pid: %ld", (long) getpid());
+    core.settings = s;
 
+    /* As Gunicorn: the worker's user and group are taken after post_fork,
+       before the app is loaded */
+    if (set_owner(s) != NW_OK) {
+        _exit(NW_EXIT_WORKER_BOOT);
+    }
+    listeners = own_listeners(sp);
+    if (listeners == NULL) {
+        _exit(NW_EXIT_WORKER_BOOT);
+    }
     if (nw__python_init(s, sp->argc, sp->argv) != NW_OK) {
         _exit(NW_EXIT_WORKER_BOOT);
     }
+    install_quit_handler();
     if (nw__wsgi_init((sp->cls->flags & NW_WORKER_THREADED) != 0,
                       s->workers > 1)
         != NW_OK) {
         leave(NW_EXIT_WORKER_BOOT, 1);
     }
-    rc = nw__python_load_app(s->app_module, &core.app);
-    if (rc != NW_OK) {
-        leave(rc, 1);
+    core.app = nw__python_preloaded_app();
+    if (core.app != NULL) {
+        Py_INCREF(core.app);
+    } else {
+        rc = nw__python_load_app(s->app_module, &core.app);
+        if (rc != NW_OK) {
+            leave(rc, 1);
+        }
+    }
+    if (s->max_requests > 0) {
+        /* spread the recycling of workers started together */
+        srandom((unsigned) getpid() ^ (unsigned) time(NULL));
+        core.max_requests = (unsigned long long) s->max_requests
+                            + (s->max_requests_jitter > 0
+                                   ? (unsigned long long) random()
+                                         % ((unsigned long long)
+                                                s->max_requests_jitter
+                                            + 1)
+                                   : 0);
     }
 
     {
@@ -239,12 +360,11 @@ nw__worker_main(const nw_worker_spawn *sp)
     w->pid = getpid();
     w->ppid = sp->ppid;
     w->number = sp->number;
-    w->listeners = sp->listeners;
+    w->listeners = listeners;
     w->nlisteners = sp->nlisteners;
     w->wakeup_fd = core.wake[0];
     w->heartbeat_interval_ms = heartbeat_interval_ms(s);
     w->core = &core;
-    set_listener_timeouts(w);
     core.conn = nw__xmalloc(sizeof(nw_conn));
     nw__conn_init(core.conn, w, &core.cfg, NW_CONN_BLOCKING);
 

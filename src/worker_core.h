@@ -12,16 +12,18 @@
 #include "settings.h"
 
 typedef struct nw_worker_core {
+    const nw_settings *settings;
     nw_slot *slot;
     nw_conn *conn;              /* the blocking classes' one connection */
     PyObject *app;              /* the WSGI callable */
     nw_conn_config cfg;         /* what connections need of the settings */
     unsigned long long requests;
+    unsigned long long max_requests; /* with its jitter; 0: no limit */
     volatile sig_atomic_t stop; /* NW_RUN, NW_STOP_GRACEFUL, NW_STOP_QUICK */
     volatile sig_atomic_t pending; /* bit per signal caught, not handled */
     volatile sig_atomic_t signals; /* signals caught (wraps) */
     sig_atomic_t signals_seen;     /* ... when the pipe was last drained */
-    int listener_timeouts;      /* TCP listeners carry SO_RCVTIMEO/SNDTIMEO */
+    volatile sig_atomic_t in_app; /* Python app code may be running */
     int wake[2];                /* self-pipe: signal handler -> loop */
 } nw_worker_core;
 
@@ -45,5 +47,10 @@ void nw__worker_main(const nw_worker_spawn *sp) __attribute__((noreturn));
 
 /* api->should_stop */
 int nw__worker_should_stop(nw_worker *w);
+
+/* After every request a worker class served: counts it, and past
+   max_requests marks the worker retiring (the arbiter starts its
+   successor, then stops it). */
+void nw__worker_request_done(nw_worker_core *core);
 
 #endif

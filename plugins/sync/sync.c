@@ -16,16 +16,18 @@
 
 static const nw_api *api;
 
-/* Accept and serve until the listener has nothing more; NW_AGAIN when it
-   is drained. */
+/* Accept and serve until the listener has nothing more (NW_AGAIN), or
+   until the worker must stop (NW_OK).  While draining, a graceful stop
+   does not interrupt: the connections already queued are served. */
 static int
-drain_listener(nw_worker *w, const nw_listener *l)
+drain_listener(nw_worker *w, const nw_listener *l, int draining)
 {
     for (;;) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int fd = accept4(l->fd, (struct sockaddr *) &peer, &len,
                          SOCK_CLOEXEC);
+        int stop;
 
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) {
@@ -40,7 +42,8 @@ drain_listener(nw_worker *w, const nw_listener *l)
         }
         api->serve_connection(w, fd, (struct sockaddr *) &peer, len, l);
         api->heartbeat(w);
-        if (api->should_stop(w) != NW_RUN) {
+        stop = api->should_stop(w);
+        if (stop == NW_STOP_QUICK || (stop != NW_RUN && !draining)) {
             return NW_OK;
         }
     }
@@ -73,10 +76,18 @@ sync_run(nw_worker *w)
         }
         for (unsigned i = 0; i < n; i++) {
             if ((pfd[i].revents & POLLIN)
-                && drain_listener(w, &w->listeners[i]) == NW_OK) {
+                && drain_listener(w, &w->listeners[i], 0) == NW_OK) {
                 break;
             }
         }
+    }
+    /* A graceful stop serves what already waits in the listen backlog
+       (Gunicorn #3397) before the worker exits; the arbiter has closed
+       its copies of the sockets, so no new client is sent our way once
+       every worker has drained. */
+    for (unsigned i = 0; i < n && api->should_stop(w) == NW_STOP_GRACEFUL;
+         i++) {
+        drain_listener(w, &w->listeners[i], 1);
     }
     free(pfd);
     return 0;

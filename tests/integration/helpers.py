@@ -53,7 +53,7 @@ class Server:
     """One narwhal master started for a test; always stopped by its pid."""
 
     def __init__(self, tmp_path, args, app="hello:app", cwd=APPS, env=None,
-                 bind=True, wait=True, workers_ready=None):
+                 bind=True, wait=True, workers_ready=None, pass_fds=()):
         self.log_path = tmp_path / ("narwhal-%d.log" % id(self))
         self.argv = WRAPPER + [BINARY]
         if bind:
@@ -66,7 +66,8 @@ class Server:
         self._log = open(self.log_path, "w+b")
         self.proc = subprocess.Popen(self.argv, cwd=cwd, env=full_env,
                                      stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     pass_fds=pass_fds)
         self.port = None
         if wait and bind:
             self.port = int(wait_for(self._listening_port, what=(
@@ -225,3 +226,59 @@ def parse_responses(raw, head_first=False):
         out.append((status, headers, body))
         raw = rest
     return out
+
+
+class Load:
+    """Clients requesting in a loop from `threads` threads, one connection
+    per request, until stop(), `max_requests` or `max_seconds`: bounded.
+    Records every failure and the slowest request."""
+
+    def __init__(self, port, path="/", threads=4, max_requests=1000000,
+                 max_seconds=60.0, host="127.0.0.1"):
+        import threading
+        self.port, self.path, self.host = port, path, host
+        self.max_requests = max_requests
+        self.deadline = time.monotonic() + max_seconds
+        self.ok = 0
+        self.failures = []
+        self.slowest = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True)
+                         for _ in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self):
+        raw = ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % self.path).encode()
+        while not self._stop.is_set() and time.monotonic() < self.deadline:
+            with self._lock:
+                if self.ok + len(self.failures) >= self.max_requests:
+                    return
+            t0 = time.monotonic()
+            try:
+                status = parse_response(http(self.port, raw, host=self.host))[0]
+                error = None if status == 200 else "status %d" % status
+            except Exception as e:  # any failure counts
+                error = repr(e)
+            took = time.monotonic() - t0
+            with self._lock:
+                self.slowest = max(self.slowest, took)
+                if error is None:
+                    self.ok += 1
+                else:
+                    self.failures.append(error)
+
+    def total(self):
+        with self._lock:
+            return self.ok + len(self.failures)
+
+    def wait_for_requests(self, n, timeout=20):
+        wait_for(lambda: self.total() >= n, timeout=timeout,
+                 what="%d requests" % n)
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        return self

@@ -352,3 +352,26 @@ def test_bad_chunked_body_is_refused_before_the_app_runs(server, tmp_path):
             raw += data
     assert parse_response(raw)[0] == 400
     assert b"Invalid character in chunk extensions" in raw
+
+
+def test_keepalive_setting(server):
+    # 0 turns keep-alive off even for a class that keeps connections
+    s = server("-k", KEEPALIVE, "--keep-alive", "0", app="responses:app")
+    raw = exchange(s.port, req("/cl?n=2&send=2") + SECOND)
+    responses = parse_responses(raw)
+    assert len(responses) == 1
+    assert responses[0][1]["connection"] == "close"
+    # an idle kept connection is closed after `keepalive` seconds
+    s = server("-k", KEEPALIVE, "--keep-alive", "1", app="responses:app")
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+        c.sendall(req("/cl?n=2&send=2"))
+        t0 = time.monotonic()
+        data = b""
+        while True:
+            chunk = c.recv(1000)
+            if not chunk:
+                break
+            data += chunk
+        waited = time.monotonic() - t0
+    assert parse_responses(data)[0][1]["connection"] == "keep-alive"
+    assert 0.9 < waited < 5

@@ -124,7 +124,7 @@ test_open_ephemeral(void **state)
     char err[256] = "";
     (void) state;
 
-    assert_int_equal(nw__listener_open(&a, 16, 1, 0, &l, err, sizeof(err)),
+    assert_int_equal(nw__listener_open(&a, 16, 1, 0, 0, &l, err, sizeof(err)),
                      0);
     assert_true(l.fd >= 0);
     assert_int_equal(l.family, AF_INET);
@@ -143,11 +143,11 @@ test_address_in_use(void **state)
     (void) state;
 
     assert_int_equal(
-        nw__listener_open(&a, 16, 1, 0, &first, err, sizeof(err)), 0);
+        nw__listener_open(&a, 16, 1, 0, 0, &first, err, sizeof(err)), 0);
     colon = strrchr(first.url, ':');
     a.port = atoi(colon + 1);
     assert_int_equal(
-        nw__listener_open(&a, 16, 2, 1, &second, err, sizeof(err)), -1);
+        nw__listener_open(&a, 16, 2, 1, 0, &second, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "Can't connect to ('127.0.0.1', "));
     assert_non_null(strstr(err, "address already in use"));
     nw__listener_close(&first, 1);
