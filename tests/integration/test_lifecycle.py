@@ -74,7 +74,10 @@ def test_max_requests_recycles_without_a_failure(server):
     load.stop()
     assert load.failures == []
     assert load.ok > 200
-    assert not set(s.workers()) & set(first)
+    # the first generation retired; on a busy machine its processes may
+    # still be finishing their exit
+    wait_for(lambda: not set(s.workers()) & set(first), timeout=10,
+             what="the first workers to exit")
 
 
 @pytest.mark.parametrize("how", ["hup", "max_requests"])
