@@ -399,7 +399,9 @@ murder_workers(nw_arbiter *a)
         nw_child *c = &a->children[i];
         uint64_t beat = atomic_load_explicit(&a->sb.slots[c->slot].heartbeat_ns,
                                              memory_order_relaxed);
-        if (now - beat <= limit) {
+        /* a worker may beat after `now` was read: newer than now is alive
+           (the unsigned difference would wrap and kill it) */
+        if (beat >= now || now - beat <= limit) {
             continue;
         }
         if (c->abort_ns == 0) {
