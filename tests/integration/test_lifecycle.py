@@ -98,7 +98,8 @@ def test_slow_import_never_makes_a_request_wait(server, how):
         # under load the successors retire in turn: two rounds of it
         wait_for(lambda: s.log().count("retires: its successor is ready")
                  >= 2, timeout=20, what="two recycles")
-        assert not set(s.workers()) & set(first)
+        wait_for(lambda: not set(s.workers()) & set(first), timeout=10,
+                 what="the first worker to exit")
     load.wait_for_requests(load.total() + 20)
     load.stop()
     assert load.failures == []
