@@ -800,6 +800,10 @@ nw__wsgi_call(nw_conn *c, PyObject *app)
     return NW_OK;
 
 error:
+    if (nw__app_quit(c)) {
+        c->phase = NW_WSGI_DONE;
+        return NW_ERROR;
+    }
     if (c->error_status != 0 || c->failed) {
         /* the request was refused while the app read its body, the
            client left, or it cannot be served: that, not a 500 */
@@ -824,4 +828,21 @@ error:
         c->phase = NW_WSGI_FINISH;
     }
     return NW_ERROR;
+}
+
+int
+nw__app_quit(nw_conn *c)
+{
+    char uri[256];
+
+    if (!PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        return 0;
+    }
+    PyErr_Clear();
+    nw__request_uri(c, uri, sizeof(uri));
+    nw__log(NW_LOG_INFO, "Request %s interrupted: the worker is quitting",
+            uri);
+    c->failed = 1;
+    c->resp.must_close = 1;
+    return 1;
 }

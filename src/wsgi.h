@@ -54,6 +54,11 @@ void nw__wsgi_callable_detach(PyObject *callable);
 /* "GET /path" for log lines */
 void nw__request_uri(const nw_conn *c, char *buf, size_t len);
 
+/* The app raised SystemExit: the worker's quick stop (INT/QUIT) raises it
+   in a busy app.  Logs it without a traceback, clears it and marks the
+   connection to close without an answer; 1 if so, 0 for any other error. */
+int nw__app_quit(nw_conn *c);
+
 /* wsgi_input.c */
 extern PyTypeObject nw__InputType;
 PyObject *nw__input_new(nw_conn *c);

@@ -761,6 +761,9 @@ pull(nw_conn *c, nw_out *out)
                still be a 500 */
             rc = next_chunk(c, &c->pending);
             if (rc < 0) {
+                if (nw__app_quit(c)) {
+                    return broken(c, out);
+                }
                 log_error(c);
                 if (c->resp.headers_sent) {
                     return broken(c, out);
@@ -825,7 +828,9 @@ pull(nw_conn *c, nw_out *out)
         }
         rc = next_chunk(c, &chunk);
         if (rc < 0) {
-            log_error(c);
+            if (!nw__app_quit(c)) {
+                log_error(c);
+            }
             return broken(c, out);
         }
         if (rc == 0) {

@@ -183,8 +183,9 @@ def test_term_lets_requests_in_flight_and_queued_finish(server):
 def test_quick_stop_interrupts_a_busy_app(server):
     s = server("-w", "1", workers_ready=1)
     worker = s.workers()[0]
-    t = threading.Thread(target=lambda: http(
-        s.port, b"GET /sleep?20 HTTP/1.1\r\nHost: x\r\n\r\n"))
+    answer = []
+    t = threading.Thread(target=lambda: answer.append(http(
+        s.port, b"GET /sleep?20 HTTP/1.1\r\nHost: x\r\n\r\n")))
     t.start()
     time.sleep(0.5)
     t0 = time.monotonic()
@@ -193,6 +194,10 @@ def test_quick_stop_interrupts_a_busy_app(server):
     assert time.monotonic() - t0 < 5
     assert not alive(worker)
     t.join(timeout=5)
+    # the connection closes without an answer, and no error is logged
+    assert answer == [b""]
+    assert "Request /sleep?20 interrupted: the worker is quitting" in s.log()
+    assert "Traceback" not in s.log()
 
 
 def test_usr2_then_term_twice(server, tmp_path):
