@@ -130,6 +130,8 @@ struct nw_conn {
     unsigned failed : 1;     /* the response broke: close, write no more */
     unsigned use_file : 1;   /* the result goes out with sendfile() */
     unsigned pulling : 1;    /* inside nw__wsgi_pull */
+    unsigned cut_short : 1;  /* the app failed after write(): what it
+                                wrote goes out, then the close */
     int error_status;        /* an error response replaces the app's */
 
     /* Python objects reused from request to request, unless the app kept

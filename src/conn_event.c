@@ -353,16 +353,18 @@ advance(nw_conn *c)
             return refuse(c);
         }
         c->estate = NW_CONN_BODY;
-        if (nw__conn_need_continue(c)) {
-            return send_raw(c, NW_CONTINUE_LINE,
-                            sizeof(NW_CONTINUE_LINE) - 1, NW_CONN_BODY);
-        }
     }
     if (c->estate != NW_CONN_BODY) {
         return c->estate;
     }
     rc = nw__conn_spool_body(c);
     if (rc == NW_AGAIN) {
+        /* 100 Continue only when the client waits for it: not when the
+           body came with the head (as in blocking mode) */
+        if (nw__conn_need_continue(c)) {
+            return send_raw(c, NW_CONTINUE_LINE,
+                            sizeof(NW_CONTINUE_LINE) - 1, NW_CONN_BODY);
+        }
         return NW_CONN_BODY;
     }
     if (rc == NW_ERROR) {

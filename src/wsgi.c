@@ -753,6 +753,7 @@ start_request(nw_conn *c)
     c->phase = NW_WSGI_IDLE;
     c->failed = 0;
     c->use_file = 0;
+    c->cut_short = 0;
     c->error_status = 0;
     c->index = 0;
     c->queued_pos = 0;
@@ -824,6 +825,16 @@ error:
         c->failed = 1;
         c->resp.must_close = 1;
         c->phase = NW_WSGI_DONE;
+    } else if (c->error_status == 500 && !c->failed && c->queued != NULL
+               && PyList_GET_SIZE(c->queued) > 0) {
+        /* event mode: write() queued bytes, which committed the response
+           as surely as sending them: the head and those bytes go out,
+           then the connection closes without a last chunk, as in
+           blocking mode */
+        c->error_status = 0;
+        c->cut_short = 1;
+        c->resp.must_close = 1;
+        c->phase = NW_WSGI_FINISH;
     } else {
         c->phase = NW_WSGI_FINISH;
     }

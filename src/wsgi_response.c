@@ -841,6 +841,9 @@ pull(nw_conn *c, nw_out *out)
     }
     if (c->phase == NW_WSGI_FINISH && c->pending == NULL
         && !queued_left(c)) {
+        if (c->cut_short) {
+            return broken(c, out);
+        }
         finish_body(c, out);
     }
     return NW_OK;

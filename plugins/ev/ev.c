@@ -395,6 +395,7 @@ drive(econn *e, int st)
         }
         api->conn_call(e->c);
         st = api->conn_send(e->c);
+        e->state = -1; /* what follows is a new wait: a new deadline */
     }
     switch (st) {
     case NW_CONN_CLOSE:
