@@ -258,12 +258,8 @@ accept_from(const nw_listener *l, int burst)
         econn *e;
         int fd;
 
-        if (nconns >= max_conns) {
-            if (lists[T_IDLE].first == NULL) {
-                return 0;
-            }
-            /* make room: the oldest idle keep-alive connection goes */
-            conn_end(lists[T_IDLE].first);
+        if (nconns >= max_conns && lists[T_IDLE].first == NULL) {
+            return 0;
         }
         fd = accept4(l->fd, (struct sockaddr *) &peer, &len,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -277,6 +273,10 @@ accept_from(const nw_listener *l, int burst)
             api->log(NW_LOG_ERROR, "accept on %s failed: %s", l->url,
                      strerror(errno));
             return 1;
+        }
+        if (nconns >= max_conns) {
+            /* make room: the oldest idle keep-alive connection goes */
+            conn_end(lists[T_IDLE].first);
         }
         e = slot_get();
         if (e == NULL) {
