@@ -27,6 +27,8 @@
                                    (pipelined bytes are already buffered)
                              : close (after reading off unread input)
        nw__wsgi_release(c), nw__conn_free(c) when the slot goes away
+   conn_event.c runs this sequence as a state machine over a non-blocking
+   socket for plugins (api->conn_*, nw__econn_*).
    write() inside the app queues its bytes for the next pulls instead of
    writing them (the blocking mode does that too while it pulls, so bytes
    written from inside a generator keep their place). */
