@@ -70,8 +70,8 @@ nw__header_id(const char *name, size_t len)
  * Characters
  */
 
-/* RFC 9110 tchar */
-static const uint8_t tchar[256] = {
+/* RFC 9110 tchar: the bytes of a token (methods, header names) */
+const uint8_t nw__tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
     ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
     ['`'] = 1, ['|'] = 1, ['~'] = 1,
@@ -270,7 +270,7 @@ parse_request_line(nw_http *h)
     mlen = (size_t) (sp1 - p);
     for (size_t i = 0; i < mlen; i++) {
         unsigned char c = (unsigned char) p[i];
-        if (!tchar[c]) {
+        if (!nw__tchar[c]) {
             nw__http_fail(h, 400, "Invalid Method: not a token");
             return NW_HTTP_FAILED;
         }

@@ -11,6 +11,10 @@
 
 #include <llhttp.h>
 
+/* 1 for the bytes of an RFC 9110 token (request and response header
+   names, methods). */
+extern const uint8_t nw__tchar[256];
+
 typedef struct nw_span {
     uint32_t off;
     uint32_t len;
