@@ -8,7 +8,11 @@
  * - Accepting: the listeners sit in an epoll set of their own, added with
  *   EPOLLEXCLUSIVE, which the loop watches as one descriptor: a new
  *   client wakes one worker, not all (libev's epoll backend cannot ask
- *   for that).  With reuse_port each worker has its own socket anyway.
+ *   for that).  The kernel wakes the first idle worker in the order they
+ *   joined a listener's queue, so with several workers one accepts one
+ *   client per turn and then joins again at the back (rotate): clients
+ *   arriving one after another go round the workers.  With reuse_port
+ *   each worker has its own socket and the kernel spreads by hash.
  *   At worker_connections the set is emptied (the kernel then wakes the
  *   other workers) after the oldest idle keep-alive connection, if any,
  *   was closed to make room; new clients wait in the backlog.
@@ -83,6 +87,8 @@ static int stopping;             /* NW_RUN or the kind of stop */
 
 static int accept_ep = -1;       /* the listeners' epoll set */
 static int accepting;            /* the listeners are in it */
+static int rotate;               /* share listeners: rotate after accepting */
+static unsigned naccepted;       /* clients accepted so far */
 static ev_io accept_io;
 static ev_timer accept_retry;    /* after EMFILE and friends */
 static ev_io wakeup_io;
@@ -286,6 +292,7 @@ accept_from(const nw_listener *l, int burst)
         }
         e->fd = fd;
         nconns++;
+        naccepted++;
         ev_io_init(&e->io, on_conn_io, fd, EV_READ);
         e->state = -1;
         drive(e, api->conn_open(e->c, fd, (struct sockaddr *) &peer, len,
@@ -299,10 +306,19 @@ accept_all(int burst)
 {
     struct epoll_event evs[16];
     int n = epoll_wait(accept_ep, evs, 16, 0);
+    unsigned before = naccepted;
     int failed = 0;
 
     for (int i = 0; i < n; i++) {
         failed |= accept_from(&self->listeners[evs[i].data.u32], burst);
+    }
+    if (rotate && naccepted != before && !failed) {
+        /* The kernel wakes the first idle worker in a listener's wait
+           queue, in the order they joined it: left alone, the first
+           worker takes most clients.  Joining again puts this worker
+           last, so the next client goes to the next idle one. */
+        accept_pause();
+        accept_resume();
     }
     if (failed) {
         /* no descriptor left: wait a little rather than spin */
@@ -321,7 +337,8 @@ on_accept(struct ev_loop *lp, ev_io *w, int revents)
     (void) lp;
     (void) w;
     (void) revents;
-    accept_all(ACCEPT_BURST);
+    /* sharing the listeners with other workers, one client per turn */
+    accept_all(rotate ? 1 : ACCEPT_BURST);
 }
 
 static void
@@ -569,6 +586,13 @@ evw_init(nw_worker *w)
     self = w;
     v = setting(cfg, "worker_connections", 1000);
     max_conns = v > 0 ? (unsigned) v : 1;
+    {
+        int reuse = 0;
+        api->config_bool(cfg, "reuse_port", &reuse);
+        /* with reuse_port the kernel spreads clients over the workers'
+           own sockets */
+        rotate = !reuse && setting(cfg, "workers", 1) > 1;
+    }
     lists[T_IDLE].timeout = setting(cfg, "keepalive", 2);
     lists[T_HEAD].timeout = setting(cfg, "header_timeout", 20);
     lists[T_BODY].timeout = setting(cfg, "body_timeout", 30);
