@@ -141,11 +141,11 @@ struct nw_conn {
     PyObject *start_response;
     PyObject *write_fn;
     PyObject *input;
-    /* REMOTE_ADDR and REMOTE_PORT of the last request, reused while the
-       peer is the same (every request of a keep-alive connection) */
-    struct sockaddr_storage remote_of;
+    /* REMOTE_ADDR and REMOTE_PORT, made at a connection's first request
+       and reused by the next ones (stale: a new client since) */
     PyObject *remote_addr;
     PyObject *remote_port;
+    unsigned remote_stale : 1;
 
     /* the head being written */
     char *head;

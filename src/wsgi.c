@@ -362,26 +362,6 @@ ipv4_str(const struct in_addr *a, char *out)
     return n - 1;
 }
 
-/* The same client address and port (a new connection may reuse the
-   conn slot, never the port while the old one lingers). */
-static int
-same_peer(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) {
-        return 0;
-    }
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const struct sockaddr_in *) a;
-        const struct sockaddr_in *y = (const struct sockaddr_in *) b;
-        return x->sin_port == y->sin_port
-               && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *) a;
-    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *) b;
-    return x->sin6_port == y->sin6_port
-           && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 static int
 set_peer(nw_conn *c, PyObject *env)
 {
@@ -419,7 +399,7 @@ set_peer(nw_conn *c, PyObject *env)
         /* a unix socket's peer has no address (Gunicorn: '', no port) */
         return PyDict_SetItem(env, k_REMOTE_ADDR, v_empty);
     }
-    if (c->remote_addr == NULL || !same_peer(&c->remote_of, &c->peer)) {
+    if (c->remote_addr == NULL || c->remote_stale) {
         if (c->peer.ss_family == AF_INET) {
             const struct sockaddr_in *s4 =
                 (const struct sockaddr_in *) &c->peer;
@@ -440,7 +420,7 @@ set_peer(nw_conn *c, PyObject *env)
             Py_CLEAR(c->remote_port);
             return -1;
         }
-        c->remote_of = c->peer;
+        c->remote_stale = 0;
     }
     if (PyDict_SetItem(env, k_REMOTE_ADDR, c->remote_addr) != 0) {
         return -1;

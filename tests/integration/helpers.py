@@ -13,6 +13,9 @@ SRCDIR = os.environ.get("NARWHAL_SRCDIR") or os.path.abspath(
 BINARY = os.path.join(BUILDDIR, "narwhal")
 # e.g. NARWHAL_WRAPPER="valgrind --trace-children=yes --log-file=/tmp/vg.%p"
 WRAPPER = os.environ.get("NARWHAL_WRAPPER", "").split()
+# built with --enable-sanitizers: ASan's allocator (redzones, quarantine)
+# makes RSS figures meaningless
+SANITIZED = os.environ.get("NARWHAL_SANITIZERS") == "yes"
 APPS = os.path.join(SRCDIR, "tests", "apps")
 TEST_PLUGINS = os.path.join(BUILDDIR, "tests", "plugins", ".libs")
 
