@@ -6,13 +6,13 @@
  * waiting.
  *
  * - Accepting: the listeners sit in an epoll set of their own, added with
- *   EPOLLEXCLUSIVE, which the loop watches as one descriptor: a new
- *   client wakes one worker, not all (libev's epoll backend cannot ask
- *   for that).  The kernel wakes the first idle worker in the order they
- *   joined a listener's queue, so with several workers one accepts one
- *   client per turn and then joins again at the back (rotate): clients
- *   arriving one after another go round the workers.  With reuse_port
- *   each worker has its own socket and the kernel spreads by hash.
+ *   EPOLLEXCLUSIVE, which the loop watches as one descriptor (libev's
+ *   epoll backend cannot ask for the flag).  Nested so, the wake-up is
+ *   not strictly exclusive, and the kernel favours the workers in the
+ *   order they joined a listener's queue: with several workers one
+ *   accepts one client per turn and then joins again at the back
+ *   (rotate), which evens the share under load.  With reuse_port each
+ *   worker has its own socket and the kernel spreads by hash.
  *   At worker_connections the set is emptied (the kernel then wakes the
  *   other workers) after the oldest idle keep-alive connection, if any,
  *   was closed to make room; new clients wait in the backlog.
