@@ -228,6 +228,11 @@ void nw__http_clear(nw_http *h);
    then refused with 431). */
 size_t nw__http_room(nw_http *h);
 
+/* Between requests, with nothing buffered: give the buffer back to a
+   pool (nw__http_room takes one again).  Event mode, for idle
+   connections. */
+void nw__http_park(nw_http *h);
+
 /* Parse the bytes in [pos, len) while in NW_HTTP_HEAD. */
 enum nw_http_result nw__http_parse_head(nw_http *h);
 
