@@ -31,11 +31,13 @@ void
 nw__resp_reset(nw_resp *r)
 {
     char *status_text = r->status_text;
+    size_t status_cap = r->status_cap;
     char *headers = r->headers;
     size_t cap = r->headers_cap;
 
     memset(r, 0, sizeof(*r));
     r->status_text = status_text;
+    r->status_cap = status_cap;
     r->headers = headers;
     r->headers_cap = cap;
     r->content_length = -1;
@@ -64,7 +66,10 @@ nw__resp_set_status(nw_resp *r, const char *status, size_t len, char *err,
     }
     r->status = (status[0] - '0') * 100 + (status[1] - '0') * 10
                 + (status[2] - '0');
-    r->status_text = nw__xrealloc(r->status_text, len + 1);
+    if (len + 1 > r->status_cap) {
+        r->status_cap = len + 1 < 64 ? 64 : len + 1;
+        r->status_text = nw__xrealloc(r->status_text, r->status_cap);
+    }
     memcpy(r->status_text, status, len);
     r->status_text[len] = '\0';
     r->status_len = len;

@@ -11,6 +11,7 @@ typedef struct nw_resp {
     int status;              /* numeric status, 0 until start_response */
     char *status_text;       /* "200 OK", as the app gave it */
     size_t status_len;
+    size_t status_cap;       /* kept across requests: no realloc each */
     char *headers;           /* "Name: value\r\n" ..., validated */
     size_t headers_len;
     size_t headers_cap;
