@@ -6,16 +6,14 @@
  * waiting.
  *
  * - Accepting: the listeners sit in an epoll set of their own, added with
- *   EPOLLEXCLUSIVE, which the loop watches as one descriptor (libev's
- *   epoll backend cannot ask for the flag).  Nested so, the wake-up is
- *   not strictly exclusive, and the kernel favours the workers in the
- *   order they joined a listener's queue: with several workers one
- *   accepts one client per turn and then joins again at the back
- *   (rotate), which evens the share under load.  With reuse_port each
- *   worker has its own socket and the kernel spreads by hash.
- *   At worker_connections the set is emptied (the kernel then wakes the
- *   other workers) after the oldest idle keep-alive connection, if any,
- *   was closed to make room; new clients wait in the backlog.
+ *   EPOLLEXCLUSIVE (libev's epoll backend cannot ask for the flag).  The
+ *   kernel makes the wake-up exclusive only for a worker waiting on that
+ *   set itself, and favours workers in the order they joined a
+ *   listener's queue: so a worker with no connection waits there
+ *   directly (idle_wait), and with several workers each accepts one
+ *   client per turn and joins again at the back (rotate).  A busy worker
+ *   watches the set through libev.  With reuse_port each worker has its
+ *   own socket and the kernel spreads by hash.
  * - Timeouts: one list and one ev_timer per kind (keep-alive idle, slow
  *   head, stalled body, stalled write, lingering close); a list's entries
  *   share one duration, so appending keeps it sorted by deadline and the
@@ -84,10 +82,14 @@ static econn *spare;
 static unsigned nspare;
 static unsigned nconns, max_conns;
 static int stopping;             /* NW_RUN or the kind of stop */
+static int done;                 /* leave the loop */
 
 static int accept_ep = -1;       /* the listeners' epoll set */
 static int accepting;            /* the listeners are in it */
 static int rotate;               /* share listeners: rotate after accepting */
+/* The wake-up descriptor's entry in the accept set (never a listener's
+   index): an idle worker waiting there directly hears signals too. */
+#define WAKEUP_MARK 0xffffffffu
 static unsigned naccepted;       /* clients accepted so far */
 static ev_io accept_io;
 static ev_timer accept_retry;    /* after EMFILE and friends */
@@ -310,7 +312,9 @@ accept_all(int burst)
     int failed = 0;
 
     for (int i = 0; i < n; i++) {
-        failed |= accept_from(&self->listeners[evs[i].data.u32], burst);
+        if (evs[i].data.u32 != WAKEUP_MARK) {
+            failed |= accept_from(&self->listeners[evs[i].data.u32], burst);
+        }
     }
     if (rotate && naccepted != before && !failed) {
         /* The kernel wakes the first idle worker in a listener's wait
@@ -367,6 +371,13 @@ room_made(void)
  */
 
 static void
+loop_done(void)
+{
+    done = 1;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void
 conn_end(econn *e)
 {
     list_unlink(e);
@@ -378,7 +389,7 @@ conn_end(econn *e)
     if (stopping == NW_RUN) {
         room_made();
     } else if (nconns == 0) {
-        ev_break(loop, EVBREAK_ALL);
+        loop_done();
     }
 }
 
@@ -495,7 +506,8 @@ on_graceful_timeout(struct ev_loop *lp, ev_timer *t, int revents)
     api->log(NW_LOG_INFO, "graceful_timeout: closing %u connection(s) "
                           "still open",
              nconns);
-    ev_break(lp, EVBREAK_ALL);
+    (void) lp;
+    loop_done();
 }
 
 static void
@@ -503,7 +515,7 @@ begin_stop(int how)
 {
     stopping = how;
     if (how == NW_STOP_QUICK) {
-        ev_break(loop, EVBREAK_ALL);
+        loop_done();
         return;
     }
     /* graceful: serve what already waits in the backlog (Gunicorn
@@ -519,7 +531,7 @@ begin_stop(int how)
         conn_end(lists[T_IDLE].first);
     }
     if (nconns == 0) {
-        ev_break(loop, EVBREAK_ALL);
+        loop_done();
         return;
     }
     ev_timer_set(&graceful, graceful_timeout, 0.);
@@ -621,6 +633,17 @@ evw_init(nw_worker *w)
         ev_init(&lists[k].timer, on_list_timer);
         lists[k].timer.data = &lists[k];
     }
+    {
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN;
+        ev.data.u32 = WAKEUP_MARK;
+        if (epoll_ctl(accept_ep, EPOLL_CTL_ADD, w->wakeup_fd, &ev) != 0) {
+            api->log(NW_LOG_ERROR, "ev worker: epoll_ctl: %s",
+                     strerror(errno));
+            return NW_ERROR;
+        }
+    }
     ev_io_init(&accept_io, on_accept, accept_ep, EV_READ);
     ev_init(&accept_retry, on_accept_retry);
     ev_io_init(&wakeup_io, on_wakeup, w->wakeup_fd, EV_READ);
@@ -629,6 +652,36 @@ evw_init(nw_worker *w)
                   w->heartbeat_interval_ms / 1000.);
     ev_init(&graceful, on_graceful_timeout);
     return NW_OK;
+}
+
+/* A worker with no connection waits on the accept set itself, not on
+   libev's epoll set that contains it: only a direct waiter makes the
+   kernel's EPOLLEXCLUSIVE wake-up exclusive (nested, every worker's set
+   is woken and the one already running wins), so idle workers take
+   clients strictly in turn.  Up to the next timer (the heartbeat, the
+   accept retry); libev then runs what is due. */
+static int
+idle(void)
+{
+    return rotate && accepting && stopping == NW_RUN && nconns == 0
+           && ev_pending_count(loop) == 0;
+}
+
+static void
+idle_wait(void)
+{
+    struct epoll_event ev;
+    ev_tstamp t = ev_timer_remaining(loop, &heartbeat);
+    int ms;
+
+    if (ev_is_active(&accept_retry)) {
+        ev_tstamp r = ev_timer_remaining(loop, &accept_retry);
+        t = r < t ? r : t;
+    }
+    ms = t <= 0 ? 0 : (int) (t * 1000.) + 1;
+    gil = api->gil_release();
+    (void) epoll_wait(accept_ep, &ev, 1, ms);
+    api->gil_acquire(gil);
 }
 
 static int
@@ -645,7 +698,12 @@ ev_worker_run(nw_worker *w)
     ev_timer_start(loop, &heartbeat);
     api->heartbeat(w);
     if (api->should_stop(w) == NW_RUN) {
-        ev_run(loop, 0);
+        while (!done) {
+            if (idle()) {
+                idle_wait();
+            }
+            ev_run(loop, EVRUN_ONCE);
+        }
     }
     /* what is left (a quick stop, or graceful_timeout) closes now */
     stopping = stopping != NW_RUN ? stopping : NW_STOP_QUICK;
