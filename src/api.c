@@ -3,6 +3,7 @@
 #include <narwhal/narwhal.h>
 
 #include "api.h"
+#include "hooks.h"
 #include "conn.h"
 #include "log.h"
 #include "settings.h"
@@ -84,4 +85,7 @@ const nw_api nw__api = {
     .config_double = api_config_double,
     .config_str = api_config_str,
     .serve_connection = nw__serve_connection,
+    .hook_add = nw__api_hook_add,
+    .hook_header = nw__api_hook_header,
+    .set_num_workers = nw__api_set_num_workers,
 };

@@ -11,13 +11,16 @@
  *   1.0  2026-11-23  first ABI: nw_worker_class, nw_worker, nw_api with
  *                    log, heartbeat, should_stop, config getters,
  *                    serve_connection.
+ *   1.1  2026-11-24  hook plugins (hook.h: narwhal_hook_info and
+ *                    narwhal_hook_entry); nw_api gains hook_add,
+ *                    hook_header, set_num_workers.
  */
 #ifndef NARWHAL_VERSION_H
 #define NARWHAL_VERSION_H
 
 #define NW_VERSION        "0.1.0"
 #define NW_ABI_MAJOR      1
-#define NW_ABI_MINOR      0
+#define NW_ABI_MINOR      1
 
 /* True when the core a plugin runs in provides at least ABI major.minor. */
 #define NW_ABI_AT_LEAST(api, major, minor)                                    \
