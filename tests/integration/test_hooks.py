@@ -335,3 +335,105 @@ def test_unknown_hook_plugin_is_refused(tmp_path):
                         "127.0.0.1:0", "hello:app"])
     assert code == 1
     assert "hook plugin 'nosuchplugin' not found" in output
+
+
+# ---------------------------------------------------------------------------
+# The shipped plugins
+
+
+def recv_all(sock, until, timeout=10):
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got.append(sock.recv(65536).decode())
+        except socket.timeout:
+            pass
+        if until(got):
+            return got
+    raise AssertionError("timed out; got %r" % got)
+
+
+def test_statsd_udp(server, tmp_path):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    port = sock.getsockname()[1]
+    conf = tmp_path / "conf.py"
+    conf.write_text(
+        "def post_request(worker, req):\n"
+        "    worker.log.info('custom', extra={'metric': 'my.gauge',\n"
+        "                    'value': 42, 'mtype': 'gauge'})\n")
+    try:
+        s = server("-c", str(conf), "--statsd-host", "127.0.0.1:%d" % port,
+                   "--statsd-prefix", "app", "--dogstatsd-tags",
+                   "env:test,team:x", "-w", "2", workers_ready=2)
+        for _ in range(3):
+            get(s.port, "/")
+        got = recv_all(sock, lambda g: sum(
+            m.startswith("app.gunicorn.request.status.200:") for m in g) >= 3
+            and sum(m.startswith("app.gunicorn.requests:") for m in g) >= 3
+            and sum(m.startswith("app.my.gauge") for m in g) >= 3
+            and any(m.startswith("app.gunicorn.workers:2|g") for m in g))
+        tags = "|#env:test,team:x"
+        assert got.count("app.gunicorn.requests:1|c" + tags) == 3
+        assert got.count("app.gunicorn.request.status.200:1|c" + tags) == 3
+        durations = [m for m in got
+                     if m.startswith("app.gunicorn.request.duration:")]
+        assert len(durations) == 3
+        for m in durations:
+            value = m.split(":", 1)[1].split("|")[0]
+            assert float(value) >= 0 and m.endswith("|ms" + tags)
+        assert "app.my.gauge:42|g" + tags in got
+        assert "app.gunicorn.workers:2|g" + tags in got
+        s.send(signal.SIGTTOU)
+        got = recv_all(sock, lambda g: "app.gunicorn.workers:1|g" + tags
+                       in g)
+    finally:
+        sock.close()
+
+
+def test_statsd_error_log_counter_and_unix_socket(server, tmp_path):
+    path = str(tmp_path / "statsd.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    try:
+        s = server("--statsd-host", "unix:" + path, app="errors:app",
+                   workers_ready=1)
+        get(s.port, "/raise")  # "Error handling request" at ERROR
+        got = recv_all(sock, lambda g: "gunicorn.log.error:1|c" in g
+                       and "gunicorn.request.status.500:1|c" in g)
+        assert "gunicorn.requests:1|c" in got
+    finally:
+        sock.close()
+
+
+def test_sdnotify(server, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    try:
+        s = server("-w", "2", env={"NOTIFY_SOCKET": path}, workers_ready=2)
+        got = recv_all(sock, lambda g: any("READY=1" in m for m in g)
+                       and any("2 workers" in m for m in g))
+        ready = [m for m in got if "READY=1" in m][0]
+        assert "MAINPID" not in ready
+        assert "STATUS=narwhal master" in "".join(got)
+        s.send(signal.SIGHUP)
+        got = recv_all(sock, lambda g: any("READY=1" in m for m in g))
+        assert any(m.startswith("RELOADING=1\nMONOTONIC_USEC=")
+                   for m in got), got
+        # USR2: the new master names itself with MAINPID
+        s.send(signal.SIGUSR2)
+        got = recv_all(sock, lambda g: any("MAINPID=" in m for m in g))
+        m = [m for m in got if "MAINPID=" in m][0]
+        new_master = int(m.split("MAINPID=")[1].split("\n")[0])
+        assert new_master != s.pid and "READY=1" in m
+        os.kill(new_master, signal.SIGTERM)
+        got = recv_all(sock, lambda g: "STOPPING=1" in g)
+        s.stop()
+        got = recv_all(sock, lambda g: "STOPPING=1" in g)
+    finally:
+        sock.close()
