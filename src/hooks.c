@@ -340,8 +340,7 @@ nw__hooks_any(unsigned point, const nw_settings *s)
 static int
 stops_on_error(unsigned point)
 {
-    return point == NW_HOOK_POST_FORK || point == NW_HOOK_POST_WORKER_INIT
-           || point == NW_HOOK_PRE_REQUEST;
+    return point == NW_HOOK_PRE_REQUEST;
 }
 
 /* A LOG callback that logs must not run the point again. */

@@ -44,8 +44,7 @@ int nw__hooks_any(unsigned point, const nw_settings *s);
 
 /* Run a point: the caller fills the fields that apply; size, point and
    api are set here.  NW_OK, or NW_ERROR when a callback failed (logged);
-   at POST_FORK, POST_WORKER_INIT and PRE_REQUEST the first failure stops
-   the point. */
+   at PRE_REQUEST the first failure stops the point. */
 int nw__hooks_run(unsigned point, nw_hook_ctx *ctx);
 
 /* The setting of a Gunicorn point's Python hook (on_starting ...); NULL

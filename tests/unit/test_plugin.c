@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -77,10 +78,13 @@ static void
 test_newer_minor(void **state)
 {
     nw_worker_class c = good();
+    char is[32], provides[32];
     (void) state;
     c.abi_minor = NW_ABI_MINOR + 3;
-    refused_with(&c, (const char *const[]){"abi_minor is 3", "provides 0",
-                                           "upgrade narwhal", NULL});
+    snprintf(is, sizeof(is), "abi_minor is %d", NW_ABI_MINOR + 3);
+    snprintf(provides, sizeof(provides), "provides %d", NW_ABI_MINOR);
+    refused_with(&c, (const char *const[]){is, provides, "upgrade narwhal",
+                                           NULL});
 }
 
 static void

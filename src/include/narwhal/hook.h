@@ -62,10 +62,11 @@
  * Hook points: Gunicorn's server hooks (same call points, same processes,
  * see doc/hooks.md), then narwhal's own.  The numbers are ABI: new points
  * are appended.  Every callback of a point runs, in order, whatever the
- * others returned, except at the three points where NW_ERROR has a
- * meaning (POST_FORK, POST_WORKER_INIT, PRE_REQUEST): there the first
- * NW_ERROR stops the point.  A callback that returns NW_ERROR anywhere
- * else is logged and changes nothing.
+ * others returned, except at PRE_REQUEST, where the first NW_ERROR stops
+ * the point and the app is not called (the client gets a 500, as for an
+ * exception in Gunicorn's pre_request).  A callback that returns
+ * NW_ERROR anywhere else is logged and changes nothing: a hook never
+ * stops the master or a worker.
  */
 enum nw_hook_point {
     /* master, after the pid file, before the sockets are opened */
@@ -78,10 +79,9 @@ enum nw_hook_point {
     /* master, just before a worker is forked (ctx->worker->pid is 0) */
     NW_HOOK_PRE_FORK = 3,
     /* worker, just after the fork, still as the master's user and group
-       (as Gunicorn); NW_ERROR: the worker fails to boot (exit 3) */
+       (as Gunicorn) */
     NW_HOOK_POST_FORK = 4,
-    /* worker: the app is loaded, serving starts next; NW_ERROR: the
-       worker fails to boot (exit 3) */
+    /* worker: the app is loaded, serving starts next */
     NW_HOOK_POST_WORKER_INIT = 5,
     /* worker: leaving on SIGINT or SIGQUIT (quick stop) */
     NW_HOOK_WORKER_INT = 6,
