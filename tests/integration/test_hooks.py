@@ -437,3 +437,18 @@ def test_sdnotify(server, tmp_path):
         got = recv_all(sock, lambda g: "STOPPING=1" in g)
     finally:
         sock.close()
+
+
+def test_post_request_with_three_arguments(server, tmp_path):
+    out = tmp_path / "out.txt"
+    conf = tmp_path / "conf.py"
+    conf.write_text(
+        "def post_request(worker, req, environ):\n"
+        "    with open(OUT, 'a') as f:\n"
+        "        f.write(' '.join([req.method, req.path,\n"
+        "                          environ['QUERY_STRING']]) + '\\n')\n"
+        .replace("OUT", repr(str(out))))
+    s = server("-c", str(conf), workers_ready=1)
+    get(s.port, "/three?q=3")
+    wait_for(lambda: out.exists() and out.read_text() == "GET /three q=3\n",
+             what="post_request(worker, req, environ)")
