@@ -155,10 +155,17 @@ current_settings(void)
 static PyObject *
 config_object(const nw_settings *s)
 {
+    /* one object per settings in force: hooks on the request path do not
+       build one per call */
+    static PyObject *cached;
+    static const nw_settings *cached_for;
     PyObject *mod, *cls, *cap, *obj = NULL;
 
     if (s == NULL) {
         Py_RETURN_NONE;
+    }
+    if (cached != NULL && cached_for == s) {
+        return Py_NewRef(cached);
     }
     mod = PyImport_ImportModule("narwhal");
     cls = mod ? PyObject_GetAttrString(mod, "Config") : NULL;
@@ -169,6 +176,10 @@ config_object(const nw_settings *s)
     Py_XDECREF(cap);
     Py_XDECREF(cls);
     Py_XDECREF(mod);
+    if (obj != NULL) {
+        Py_XSETREF(cached, Py_NewRef(obj));
+        cached_for = s;
+    }
     return obj;
 }
 
