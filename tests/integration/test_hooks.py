@@ -10,9 +10,24 @@ import time
 
 import pytest
 
-from helpers import APPS, TEST_PLUGINS, get, wait_for
+from helpers import APPS, BUILDDIR, TEST_PLUGINS, wait_for
+from helpers import get as _get
 
 CONF = os.path.join(APPS, "hooks_conf.py")
+
+# the request-path tests run with every worker class built here
+KLASSES = ["sync"] + (["ev"] if os.path.exists(
+    os.path.join(BUILDDIR, "plugins", "ev", ".libs", "ev.so")) else [])
+
+
+@pytest.fixture(params=KLASSES)
+def klass(request):
+    return request.param
+
+
+def get(port, path="/", headers=b""):
+    """One request on its own connection, whatever the class keeps."""
+    return _get(port, path, headers=headers + b"Connection: close\r\n")
 
 
 def events(path):
@@ -198,10 +213,10 @@ def nworkers_changed(server, new, old):
 """
 
 
-def test_a_raising_hook_is_logged_and_service_goes_on(server, tmp_path):
+def test_a_raising_hook_is_logged_and_service_goes_on(server, tmp_path, klass):
     conf = tmp_path / "conf.py"
     conf.write_text(RAISING)
-    s = server("-c", str(conf), workers_ready=1)
+    s = server("-k", klass, "-c", str(conf), workers_ready=1)
     for _ in range(3):
         status, _, body = get(s.port, "/")
         assert status == 200 and body == b"Hello, World!\n"
@@ -261,10 +276,10 @@ def calls(path):
         return []
 
 
-def test_c_hook_plugin_counts_its_calls(server, tmp_path):
+def test_c_hook_plugin_counts_its_calls(server, tmp_path, klass):
     out = tmp_path / "count.txt"
     plugin = os.path.join(TEST_PLUGINS, "count_hook.so")
-    s = server("--hook-plugin", plugin, "-w", "2",
+    s = server("-k", klass, "--hook-plugin", plugin, "-w", "2",
                env={"COUNT_HOOK_OUT": str(out)}, workers_ready=2)
     wait_for(lambda: sum(c[0] == "post_worker_init" for c in calls(out))
              == 2, what="post_worker_init x2")
@@ -300,10 +315,10 @@ def test_c_hook_plugin_counts_its_calls(server, tmp_path):
     assert nw[2:] == ["2", "-1"]
 
 
-def test_c_hook_plugin_failure_is_logged(server, tmp_path):
+def test_c_hook_plugin_failure_is_logged(server, tmp_path, klass):
     out = tmp_path / "count.txt"
     plugin = os.path.join(TEST_PLUGINS, "count_hook.so")
-    s = server("--hook-plugin", plugin,
+    s = server("-k", klass, "--hook-plugin", plugin,
                env={"COUNT_HOOK_OUT": str(out), "COUNT_HOOK_FAIL": "1"},
                workers_ready=1)
     assert get(s.port, "/")[0] == 200
@@ -354,7 +369,7 @@ def recv_all(sock, until, timeout=10):
     raise AssertionError("timed out; got %r" % got)
 
 
-def test_statsd_udp(server, tmp_path):
+def test_statsd_udp(server, tmp_path, klass):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.2)
@@ -365,7 +380,8 @@ def test_statsd_udp(server, tmp_path):
         "    worker.log.info('custom', extra={'metric': 'my.gauge',\n"
         "                    'value': 42, 'mtype': 'gauge'})\n")
     try:
-        s = server("-c", str(conf), "--statsd-host", "127.0.0.1:%d" % port,
+        s = server("-k", klass, "-c", str(conf),
+                   "--statsd-host", "127.0.0.1:%d" % port,
                    "--statsd-prefix", "app", "--dogstatsd-tags",
                    "env:test,team:x", "-w", "2", workers_ready=2)
         for _ in range(3):
@@ -393,13 +409,14 @@ def test_statsd_udp(server, tmp_path):
         sock.close()
 
 
-def test_statsd_error_log_counter_and_unix_socket(server, tmp_path):
+def test_statsd_error_log_counter_and_unix_socket(server, tmp_path, klass):
     path = str(tmp_path / "statsd.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.settimeout(0.2)
     try:
-        s = server("--statsd-host", "unix:" + path, app="errors:app",
+        s = server("-k", klass, "--statsd-host", "unix:" + path,
+                   app="errors:app",
                    workers_ready=1)
         get(s.port, "/raise")  # "Error handling request" at ERROR
         got = recv_all(sock, lambda g: "gunicorn.log.error:1|c" in g
@@ -439,7 +456,7 @@ def test_sdnotify(server, tmp_path):
         sock.close()
 
 
-def test_post_request_with_three_arguments(server, tmp_path):
+def test_post_request_with_three_arguments(server, tmp_path, klass):
     out = tmp_path / "out.txt"
     conf = tmp_path / "conf.py"
     conf.write_text(
@@ -448,7 +465,7 @@ def test_post_request_with_three_arguments(server, tmp_path):
         "        f.write(' '.join([req.method, req.path,\n"
         "                          environ['QUERY_STRING']]) + '\\n')\n"
         .replace("OUT", repr(str(out))))
-    s = server("-c", str(conf), workers_ready=1)
+    s = server("-k", klass, "-c", str(conf), workers_ready=1)
     get(s.port, "/three?q=3")
     wait_for(lambda: out.exists() and out.read_text() == "GET /three q=3\n",
              what="post_request(worker, req, environ)")
