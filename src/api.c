@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <Python.h>
+
 #include <narwhal/narwhal.h>
 
 #include "api.h"
@@ -73,6 +75,27 @@ api_config_str(const nw_config *cfg, const char *name, const char **out)
     return NW_OK;
 }
 
+static void *
+api_gil_release(void)
+{
+    return PyEval_SaveThread();
+}
+
+static void
+api_gil_acquire(void *state)
+{
+    if (state == NULL) {
+        /* the calling thread's own state (the worker's main thread has
+           one; another thread gets one made) */
+        state = PyGILState_GetThisThreadState();
+        if (state == NULL) {
+            PyGILState_Ensure();
+            return;
+        }
+    }
+    PyEval_RestoreThread(state);
+}
+
 const nw_api nw__api = {
     .size = sizeof(nw_api),
     .abi_minor = NW_ABI_MINOR,
@@ -85,6 +108,17 @@ const nw_api nw__api = {
     .config_double = api_config_double,
     .config_str = api_config_str,
     .serve_connection = nw__serve_connection,
+    /* ABI 1.1 */
+    .gil_release = api_gil_release,
+    .gil_acquire = api_gil_acquire,
+    .conn_new = nw__econn_new,
+    .conn_open = nw__econn_open,
+    .conn_recv = nw__econn_recv,
+    .conn_call = nw__econn_call,
+    .conn_send = nw__econn_send,
+    .conn_close = nw__econn_close,
+    .conn_free = nw__econn_free,
+    /* ABI 1.2 */
     .hook_add = nw__api_hook_add,
     .hook_header = nw__api_hook_header,
     .set_num_workers = nw__api_set_num_workers,

@@ -83,6 +83,7 @@ nw__conn_open(nw_conn *c, int fd, const struct sockaddr *peer,
     memset(&c->proxy, 0, sizeof(c->proxy));
     c->proxy_checked = c->cfg->proxy_mode == NW_PROXY_OFF;
     c->nrequests = 0;
+    c->remote_stale = 1;
     c->continue_sent = 0;
     c->failed = 0;
     c->head_done = 0;

@@ -27,6 +27,8 @@
                                    (pipelined bytes are already buffered)
                              : close (after reading off unread input)
        nw__wsgi_release(c), nw__conn_free(c) when the slot goes away
+   conn_event.c runs this sequence as a state machine over a non-blocking
+   socket for plugins (api->conn_*, nw__econn_*).
    write() inside the app queues its bytes for the next pulls instead of
    writing them (the blocking mode does that too while it pulls, so bytes
    written from inside a generator keep their place). */
@@ -101,7 +103,7 @@ int nw__conn_config_init(nw_conn_config *cc, const nw_settings *s,
                          char *err, size_t errlen);
 void nw__conn_config_free(nw_conn_config *cc);
 
-typedef struct nw_conn {
+struct nw_conn {
     nw_worker *w;
     const nw_conn_config *cfg;
     int fd;
@@ -133,6 +135,8 @@ typedef struct nw_conn {
     unsigned pulling : 1;    /* inside nw__wsgi_pull */
     unsigned head_done : 1;  /* this request's head was parsed */
     unsigned req_active : 1; /* the app was called: its end is pending */
+    unsigned cut_short : 1;  /* the app failed after write(): what it
+                                wrote goes out, then the close */
     int error_status;        /* an error response replaces the app's */
     uint64_t t_start_us;     /* after pre_request, when a request's end
                                 is observed (access log, hooks) */
@@ -143,11 +147,28 @@ typedef struct nw_conn {
     PyObject *start_response;
     PyObject *write_fn;
     PyObject *input;
+    /* REMOTE_ADDR and REMOTE_PORT, made at a connection's first request
+       and reused by the next ones (stale: a new client since) */
+    PyObject *remote_addr;
+    PyObject *remote_port;
+    unsigned remote_stale : 1;
 
     /* the head being written */
     char *head;
     size_t head_cap;
-} nw_conn;
+
+    /* event mode (conn_event.c, behind api->conn_*) */
+    unsigned estate;         /* NW_CONN_* */
+    nw_out *out;             /* the pull being written (pooled) */
+    int out_iov;             /* its next iovec */
+    const char *raw;         /* canned bytes to write first: 100 Continue
+                                or a refusal */
+    size_t raw_len;
+    unsigned raw_then;       /* the state once they are out */
+    unsigned in_request : 1; /* the app was called: finish due */
+    unsigned out_busy : 1;   /* out holds bytes not yet written */
+    size_t lingered;         /* bytes read off while lingering */
+};
 
 void nw__conn_init(nw_conn *c, nw_worker *w, const nw_conn_config *cfg,
                    unsigned mode);
@@ -208,6 +229,16 @@ const char *nw__conn_peer_ip(const nw_conn *c, int proxy_aware, char *buf,
 /* The request as hooks see it (ip: room for the address text). */
 void nw__conn_hook_request(const nw_conn *c, nw_hook_request *hr, char *ip,
                            size_t iplen);
+
+/* Event mode: api->conn_new ... conn_free (conn_event.c). */
+nw_conn *nw__econn_new(nw_worker *w);
+int nw__econn_open(nw_conn *c, int fd, const struct sockaddr *peer,
+                   socklen_t peerlen, const nw_listener *l);
+int nw__econn_recv(nw_conn *c);
+int nw__econn_call(nw_conn *c);
+int nw__econn_send(nw_conn *c);
+void nw__econn_close(nw_conn *c);
+void nw__econn_free(nw_conn *c);
 
 /* api->serve_connection */
 int nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,

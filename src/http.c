@@ -70,8 +70,8 @@ nw__header_id(const char *name, size_t len)
  * Characters
  */
 
-/* RFC 9110 tchar */
-static const uint8_t tchar[256] = {
+/* RFC 9110 tchar: the bytes of a token (methods, header names) */
+const uint8_t nw__tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
     ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
     ['`'] = 1, ['|'] = 1, ['~'] = 1,
@@ -270,7 +270,7 @@ parse_request_line(nw_http *h)
     mlen = (size_t) (sp1 - p);
     for (size_t i = 0; i < mlen; i++) {
         unsigned char c = (unsigned char) p[i];
-        if (!tchar[c]) {
+        if (!nw__tchar[c]) {
             nw__http_fail(h, 400, "Invalid Method: not a token");
             return NW_HTTP_FAILED;
         }
@@ -796,11 +796,38 @@ nw__http_clear(nw_http *h)
     nw__http_reset(h);
 }
 
+/* Buffers of idle connections (event mode) wait here for the next
+   connection that has bytes to read, so a thousand idle keep-alive
+   connections hold no buffer and a busy one takes no malloc. */
+#define POOL_MAX 256
+static char *pool[POOL_MAX];
+static unsigned pooled;
+
+void
+nw__http_park(nw_http *h)
+{
+    if (h->buf == NULL || h->len != h->pos) {
+        return;
+    }
+    if (h->cap == INITIAL_BUF && pooled < POOL_MAX) {
+        pool[pooled++] = h->buf;
+    } else {
+        free(h->buf);
+    }
+    h->buf = NULL;
+    h->cap = h->len = h->pos = 0;
+}
+
 size_t
 nw__http_room(nw_http *h)
 {
     size_t want;
 
+    if (h->buf == NULL) {
+        h->buf = pooled > 0 ? pool[--pooled] : nw__xmalloc(INITIAL_BUF);
+        h->cap = INITIAL_BUF;
+        h->len = h->pos = 0;
+    }
     if (h->state == NW_HTTP_HEAD) {
         if (h->len < h->cap) {
             return h->cap - h->len;

@@ -11,6 +11,10 @@
 
 #include <llhttp.h>
 
+/* 1 for the bytes of an RFC 9110 token (request and response header
+   names, methods). */
+extern const uint8_t nw__tchar[256];
+
 typedef struct nw_span {
     uint32_t off;
     uint32_t len;
@@ -223,6 +227,11 @@ void nw__http_clear(nw_http *h);
    free bytes at buf + len, or 0 when the head is too large (the request is
    then refused with 431). */
 size_t nw__http_room(nw_http *h);
+
+/* Between requests, with nothing buffered: give the buffer back to a
+   pool (nw__http_room takes one again).  Event mode, for idle
+   connections. */
+void nw__http_park(nw_http *h);
 
 /* Parse the bytes in [pos, len) while in NW_HTTP_HEAD. */
 enum nw_http_result nw__http_parse_head(nw_http *h);

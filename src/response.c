@@ -8,6 +8,7 @@
 
 #include <narwhal/api.h>
 
+#include "http.h"
 #include "memory.h"
 #include "response.h"
 
@@ -70,25 +71,6 @@ nw__resp_set_status(nw_resp *r, const char *status, size_t len, char *err,
     return NW_OK;
 }
 
-/* RFC 9110 tchar */
-static const uint8_t tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
-    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
-    ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-};
-
 /* Names the server treats specially, told apart by length first. */
 enum special {
     H_NONE,
@@ -132,7 +114,7 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
         return NW_ERROR;
     }
     for (size_t i = 0; i < nlen; i++) {
-        if (!tchar[(unsigned char) name[i]]) {
+        if (!nw__tchar[(unsigned char) name[i]]) {
             snprintf(err, errlen,
                      "invalid header name %.*s: byte 0x%02x is not allowed "
                      "in a header name",

@@ -47,16 +47,18 @@ static PyObject *k_wsgi_input, *k_wsgi_url_scheme;
 static PyObject *k_headers[NW_HDR_COUNT];
 static PyObject *v_methods[NW_METHOD_COUNT];
 static PyObject *template_environ;
+/* Entries the template has room for: a dict of 64 slots holds 42. */
+#define TEMPLATE_ROOM 42
 static PyObject *v_http10, *v_http11, *v_empty, *v_http, *v_https;
 static PyObject *v_port80, *v_port443;
 static PyObject *script_name; /* from the SCRIPT_NAME environment variable */
 
-/* SERVER_NAME and SERVER_PORT of each TCP listener, made once */
+/* Each TCP listener's copy of the template, with its SERVER_NAME and
+   SERVER_PORT, made on its first request */
 #define SERVER_CACHE 16
 static struct server_entry {
     const nw_listener *listener;
-    PyObject *name;
-    PyObject *port;
+    PyObject *environ;
 } server_cache[SERVER_CACHE];
 
 /* ------------------------------------------------------------------------
@@ -188,7 +190,9 @@ nw__wsgi_init(int multithread, int multiprocess)
     Py_XDECREF(sys);
     version = Py_BuildValue("(ii)", 1, 0);
     sw = PyUnicode_FromString("narwhal/" NW_VERSION);
-    template_environ = PyDict_New();
+    /* room for the keys every request adds and a browser's headers, so
+       that no request's copy ever grows (a resize rehashes every key) */
+    template_environ = _PyDict_NewPresized(TEMPLATE_ROOM);
     if (errors == NULL || version == NULL || sw == NULL
         || template_environ == NULL || script_name == NULL) {
         nw__log_py_exception(NW_LOG_CRITICAL, "cannot build the environ");
@@ -209,6 +213,31 @@ nw__wsgi_init(int multithread, int multiprocess)
     SET("wsgi.input_terminated", Py_True)
     SET("SERVER_SOFTWARE", sw)
 #undef SET
+    /* Keys every request has, given a place in the template now (with the
+       common value where there is one, left alone by a request that
+       agrees): setting a key the copy already has only swaps its value. */
+    {
+        PyObject *always[][2] = {
+            {k_REQUEST_METHOD, v_methods[NW_METHOD_GET]},
+            {k_RAW_URI, Py_None},
+            {k_SERVER_PROTOCOL, v_http11},
+            {k_SCRIPT_NAME, script_name},
+            {k_PATH_INFO, Py_None},
+            {k_QUERY_STRING, v_empty},
+            {k_REMOTE_ADDR, Py_None},
+            {k_SERVER_NAME, Py_None},
+            {k_SERVER_PORT, Py_None},
+            {k_wsgi_input, Py_None},
+        };
+        for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++) {
+            if (PyDict_SetItem(template_environ, always[i][0], always[i][1])
+                != 0) {
+                nw__log_py_exception(NW_LOG_CRITICAL,
+                                     "cannot build the environ");
+                return NW_ERROR;
+            }
+        }
+    }
     Py_DECREF(sw);
     Py_DECREF(version);
     Py_DECREF(errors);
@@ -368,26 +397,37 @@ set_peer(nw_conn *c, PyObject *env)
             return 0;
         }
     }
-    if (c->peer.ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *) &c->peer;
-        hlen = ipv4_str(&s4->sin_addr, host);
-        port = ntohs(s4->sin_port);
-    } else if (c->peer.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 =
-            (const struct sockaddr_in6 *) &c->peer;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-        hlen = strlen(host);
-        port = ntohs(s6->sin6_port);
-    } else {
+    if (c->peer.ss_family != AF_INET && c->peer.ss_family != AF_INET6) {
         /* a unix socket's peer has no address (Gunicorn: '', no port) */
         return PyDict_SetItem(env, k_REMOTE_ADDR, v_empty);
     }
-    if (set_steal(env, k_REMOTE_ADDR,
-                  PyUnicode_DecodeLatin1(host, (Py_ssize_t) hlen, NULL))
-        != 0) {
+    if (c->remote_addr == NULL || c->remote_stale) {
+        if (c->peer.ss_family == AF_INET) {
+            const struct sockaddr_in *s4 =
+                (const struct sockaddr_in *) &c->peer;
+            hlen = ipv4_str(&s4->sin_addr, host);
+            port = ntohs(s4->sin_port);
+        } else {
+            const struct sockaddr_in6 *s6 =
+                (const struct sockaddr_in6 *) &c->peer;
+            inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+            hlen = strlen(host);
+            port = ntohs(s6->sin6_port);
+        }
+        Py_XSETREF(c->remote_addr,
+                   PyUnicode_DecodeLatin1(host, (Py_ssize_t) hlen, NULL));
+        Py_XSETREF(c->remote_port, port_str(port));
+        if (c->remote_addr == NULL || c->remote_port == NULL) {
+            Py_CLEAR(c->remote_addr);
+            Py_CLEAR(c->remote_port);
+            return -1;
+        }
+        c->remote_stale = 0;
+    }
+    if (PyDict_SetItem(env, k_REMOTE_ADDR, c->remote_addr) != 0) {
         return -1;
     }
-    return set_steal(env, k_REMOTE_PORT, port_str(port));
+    return PyDict_SetItem(env, k_REMOTE_PORT, c->remote_port);
 }
 
 static int
@@ -422,6 +462,47 @@ sockname(int fd, PyObject **name, PyObject **port)
     return 0;
 }
 
+/* The dict an environ starts as: the listener's own template (SERVER_NAME
+   and SERVER_PORT already in) for a TCP listener, else the common one. */
+static PyObject *
+environ_template(const nw_conn *c)
+{
+    const nw_listener *l = c->listener;
+
+    if (l == NULL || l->family == AF_UNIX) {
+        return template_environ;
+    }
+    for (int i = 0; i < SERVER_CACHE; i++) {
+        struct server_entry *e = &server_cache[i];
+        if (e->listener == l) {
+            return e->environ;
+        }
+        if (e->listener == NULL) {
+            PyObject *name, *port, *env;
+            if (sockname(l->fd, &name, &port) != 0) {
+                PyErr_Clear();
+                return template_environ;
+            }
+            env = PyDict_Copy(template_environ);
+            if (env == NULL || PyDict_SetItem(env, k_SERVER_NAME, name) != 0
+                || PyDict_SetItem(env, k_SERVER_PORT, port) != 0) {
+                PyErr_Clear();
+                Py_XDECREF(env);
+                env = NULL;
+            }
+            Py_DECREF(name);
+            Py_DECREF(port);
+            if (env == NULL) {
+                return template_environ;
+            }
+            e->listener = l;
+            e->environ = env;
+            return env;
+        }
+    }
+    return template_environ;
+}
+
 /* SERVER_NAME / SERVER_PORT as Gunicorn sets them: the listening socket's
    address for TCP (what the server is, which a client cannot choose); for
    a unix socket, the Host header (port from the scheme), else empty. */
@@ -434,19 +515,7 @@ set_server(nw_conn *c, PyObject *env, const char *host, size_t hlen,
     if (l != NULL && l->family != AF_UNIX) {
         PyObject *name = NULL, *port = NULL;
         int rc;
-        for (int i = 0; i < SERVER_CACHE; i++) {
-            struct server_entry *e = &server_cache[i];
-            if (e->listener == NULL && sockname(l->fd, &e->name, &e->port) == 0) {
-                e->listener = l;
-            }
-            if (e->listener == l) {
-                if (PyDict_SetItem(env, k_SERVER_NAME, e->name) != 0) {
-                    return -1;
-                }
-                return PyDict_SetItem(env, k_SERVER_PORT, e->port);
-            }
-        }
-        /* more listeners than the cache holds */
+        /* more listeners than the cache holds, or no address */
         if (sockname(c->fd, &name, &port) != 0) {
             PyErr_Clear();
             return PyDict_SetItem(env, k_SERVER_NAME, v_empty) == 0
@@ -548,7 +617,8 @@ build_environ(nw_conn *c)
 {
     nw_http *h = &c->http;
     nw_request *r = &h->req;
-    PyObject *env = PyDict_Copy(template_environ);
+    PyObject *tmpl = environ_template(c);
+    PyObject *env = PyDict_Copy(tmpl);
     const char *target = nw__span_ptr(h, r->url);
     const char *path, *query, *host = NULL;
     size_t plen, qlen, hlen = 0;
@@ -558,7 +628,11 @@ build_environ(nw_conn *c)
     if (env == NULL) {
         return NULL;
     }
-    if (r->method_id != NW_METHOD_OTHER) {
+    /* the template's defaults (GET, HTTP/1.1, SCRIPT_NAME, an empty query
+       string) are left as they are when the request agrees */
+    if (r->method_id == NW_METHOD_GET) {
+        /* the default */
+    } else if (r->method_id != NW_METHOD_OTHER) {
         if (PyDict_SetItem(env, k_REQUEST_METHOD, v_methods[r->method_id])
             != 0) {
             goto fail;
@@ -574,10 +648,10 @@ build_environ(nw_conn *c)
         != 0) {
         goto fail;
     }
-    if (r->http_major == 1 && r->http_minor <= 1) {
-        if (PyDict_SetItem(env, k_SERVER_PROTOCOL,
-                           r->http_minor == 0 ? v_http10 : v_http11)
-            != 0) {
+    if (r->http_major == 1 && r->http_minor == 1) {
+        /* the default */
+    } else if (r->http_major == 1 && r->http_minor == 0) {
+        if (PyDict_SetItem(env, k_SERVER_PROTOCOL, v_http10) != 0) {
             goto fail;
         }
     } else if (set_steal(env, k_SERVER_PROTOCOL,
@@ -664,16 +738,25 @@ build_environ(nw_conn *c)
         path += sn_len;
         plen -= (size_t) sn_len;
     }
-    if (set_steal(env, k_SCRIPT_NAME, sn) != 0
-        || set_steal(env, k_PATH_INFO, unquote_latin1(path, plen)) != 0
-        || set_steal(env, k_QUERY_STRING,
-                     PyUnicode_DecodeLatin1(query, (Py_ssize_t) qlen, NULL))
-               != 0) {
+    if (r->has_script_name) {
+        if (set_steal(env, k_SCRIPT_NAME, sn) != 0) {
+            goto fail;
+        }
+    } else {
+        Py_DECREF(sn);
+    }
+    if (set_steal(env, k_PATH_INFO, unquote_latin1(path, plen)) != 0
+        || (qlen > 0
+            && set_steal(env, k_QUERY_STRING,
+                         PyUnicode_DecodeLatin1(query, (Py_ssize_t) qlen,
+                                                NULL))
+                   != 0)) {
         goto fail;
     }
     if (set_peer(c, env) != 0
-        || set_server(c, env, host, hlen, r->scheme == NW_SCHEME_HTTPS)
-               != 0) {
+        || (tmpl == template_environ
+            && set_server(c, env, host, hlen, r->scheme == NW_SCHEME_HTTPS)
+                   != 0)) {
         goto fail;
     }
     if (PyDict_SetItem(env, k_wsgi_input, c->input) != 0) {
@@ -746,6 +829,8 @@ nw__wsgi_release(nw_conn *c)
         Py_CLEAR(c->input);
     }
     Py_CLEAR(c->queued);
+    Py_CLEAR(c->remote_addr);
+    Py_CLEAR(c->remote_port);
 }
 
 static void
@@ -755,6 +840,7 @@ start_request(nw_conn *c)
     c->phase = NW_WSGI_IDLE;
     c->failed = 0;
     c->use_file = 0;
+    c->cut_short = 0;
     c->error_status = 0;
     c->index = 0;
     c->queued_pos = 0;
@@ -835,6 +921,16 @@ error:
         c->failed = 1;
         c->resp.must_close = 1;
         c->phase = NW_WSGI_DONE;
+    } else if (c->error_status == 500 && !c->failed && c->queued != NULL
+               && PyList_GET_SIZE(c->queued) > 0) {
+        /* event mode: write() queued bytes, which committed the response
+           as surely as sending them: the head and those bytes go out,
+           then the connection closes without a last chunk, as in
+           blocking mode */
+        c->error_status = 0;
+        c->cut_short = 1;
+        c->resp.must_close = 1;
+        c->phase = NW_WSGI_FINISH;
     } else {
         c->phase = NW_WSGI_FINISH;
     }

@@ -25,9 +25,11 @@ static PyObject *str_close, *str_fileno, *str_tell;
  * start_response and write
  */
 
+/* Called through vectorcall: no argument tuple is built per call. */
 typedef struct {
     PyObject_HEAD
     nw_conn *conn;
+    vectorcallfunc vectorcall;
 } nw_Callable;
 
 void
@@ -76,20 +78,80 @@ committed(const nw_conn *c)
            || (c->queued != NULL && PyList_GET_SIZE(c->queued) > 0);
 }
 
-static PyObject *
-start_response_call(nw_Callable *self, PyObject *args, PyObject *kw)
+/* start_response(status, headers, exc_info=None), by position or by
+   keyword, from a vectorcall's arguments. */
+static int
+start_response_args(PyObject *const *args, size_t nargsf, PyObject *kwnames,
+                    PyObject **out)
 {
-    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
-    PyObject *status, *headers, *exc_info = Py_None;
+    static const char *const names[] = {"status", "headers", "exc_info"};
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "start_response() takes at most 3 arguments (%zd given)",
+                     nargs);
+        return -1;
+    }
+    out[0] = out[1] = out[2] = NULL;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        out[i] = args[i];
+    }
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int i;
+
+        for (i = 0; i < 3; i++) {
+            if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
+                break;
+            }
+        }
+        if (i == 3) {
+            PyErr_Format(PyExc_TypeError,
+                         "start_response() got an unexpected keyword "
+                         "argument '%U'", name);
+            return -1;
+        }
+        if (out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "start_response() got multiple values for argument "
+                         "'%s'", names[i]);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    for (int i = 0; i < 2; i++) {
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "start_response() missing required argument '%s'",
+                         names[i]);
+            return -1;
+        }
+    }
+    if (out[2] == NULL) {
+        out[2] = Py_None;
+    }
+    return 0;
+}
+
+static PyObject *
+start_response_call(PyObject *callable, PyObject *const *args, size_t nargsf,
+                    PyObject *kwnames)
+{
+    nw_Callable *self = (nw_Callable *) callable;
+    PyObject *argv[3], *status, *headers, *exc_info;
     nw_conn *c = self->conn;
     const char *data;
     Py_ssize_t len, n;
     char err[256];
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:start_response", kwlist,
-                                     &status, &headers, &exc_info)) {
+    if (start_response_args(args, nargsf, kwnames, argv) != 0) {
         return NULL;
     }
+    status = argv[0];
+    headers = argv[1];
+    exc_info = argv[2];
     if (c == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "start_response called after its request ended");
@@ -189,22 +251,28 @@ static PyTypeObject StartResponseType = {
     .tp_name = "narwhal.StartResponse",
     .tp_basicsize = sizeof(nw_Callable),
     .tp_dealloc = callable_dealloc,
-    .tp_call = (ternaryfunc) start_response_call,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_vectorcall_offset = offsetof(nw_Callable, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "PEP 3333 start_response(status, headers, exc_info=None)",
 };
 
 static int emit_written(nw_conn *c, PyObject *data);
 
 static PyObject *
-write_call(nw_Callable *self, PyObject *args, PyObject *kw)
+write_call(PyObject *callable, PyObject *const *args, size_t nargsf,
+           PyObject *kwnames)
 {
+    nw_conn *c = ((nw_Callable *) callable)->conn;
     PyObject *data;
-    nw_conn *c = self->conn;
 
-    if (!PyArg_ParseTuple(args, "O:write", &data)) {
+    if (PyVectorcall_NARGS(nargsf) != 1
+        || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "write() takes exactly one argument (data)");
         return NULL;
     }
+    data = args[0];
     if (c == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "write() called after its request ended");
@@ -233,17 +301,19 @@ static PyTypeObject WriteType = {
     .tp_name = "narwhal.Write",
     .tp_basicsize = sizeof(nw_Callable),
     .tp_dealloc = callable_dealloc,
-    .tp_call = (ternaryfunc) write_call,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_vectorcall_offset = offsetof(nw_Callable, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "PEP 3333 write(data), returned by start_response",
 };
 
 static PyObject *
-callable_new(PyTypeObject *type, nw_conn *c)
+callable_new(PyTypeObject *type, vectorcallfunc call, nw_conn *c)
 {
     nw_Callable *o = PyObject_New(nw_Callable, type);
     if (o != NULL) {
         o->conn = c;
+        o->vectorcall = call;
     }
     return (PyObject *) o;
 }
@@ -251,13 +321,13 @@ callable_new(PyTypeObject *type, nw_conn *c)
 PyObject *
 nw__start_response_new(nw_conn *c)
 {
-    return callable_new(&StartResponseType, c);
+    return callable_new(&StartResponseType, start_response_call, c);
 }
 
 PyObject *
 nw__write_new(nw_conn *c)
 {
-    return callable_new(&WriteType, c);
+    return callable_new(&WriteType, write_call, c);
 }
 
 void
@@ -843,6 +913,9 @@ pull(nw_conn *c, nw_out *out)
     }
     if (c->phase == NW_WSGI_FINISH && c->pending == NULL
         && !queued_left(c)) {
+        if (c->cut_short) {
+            return broken(c, out);
+        }
         finish_body(c, out);
     }
     return NW_OK;

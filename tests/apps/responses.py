@@ -170,7 +170,9 @@ def app(environ, start_response):
         if "cl" in q:
             headers.append(("Content-Length", str(mib * len(chunk))))
         start_response("200 OK", headers)
-        return (chunk for _ in range(mib))
+        # a fresh object per chunk: a server that pulled ahead of the
+        # socket would hold them all
+        return (chunk[:-1] + b"z" for _ in range(mib))
     if path == "/upload":
         inp = environ["wsgi.input"]
         h = hashlib.md5()

@@ -13,6 +13,9 @@ SRCDIR = os.environ.get("NARWHAL_SRCDIR") or os.path.abspath(
 BINARY = os.path.join(BUILDDIR, "narwhal")
 # e.g. NARWHAL_WRAPPER="valgrind --trace-children=yes --log-file=/tmp/vg.%p"
 WRAPPER = os.environ.get("NARWHAL_WRAPPER", "").split()
+# built with --enable-sanitizers: ASan's allocator (redzones, quarantine)
+# makes RSS figures meaningless
+SANITIZED = os.environ.get("NARWHAL_SANITIZERS") == "yes"
 APPS = os.path.join(SRCDIR, "tests", "apps")
 TEST_PLUGINS = os.path.join(BUILDDIR, "tests", "plugins", ".libs")
 
@@ -167,8 +170,10 @@ def dechunk(body):
 
 
 def get(port, path="/", headers=b"", host="127.0.0.1"):
+    """One request on its own connection (closed after the response, also
+    by a class that keeps connections)."""
     raw = http(port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
-               + headers + b"\r\n", host=host)
+               b"Connection: close\r\n" + headers + b"\r\n", host=host)
     return parse_response(raw)
 
 
@@ -250,7 +255,8 @@ class Load:
             t.start()
 
     def _run(self):
-        raw = ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % self.path).encode()
+        raw = ("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+               % self.path).encode()
         while not self._stop.is_set() and time.monotonic() < self.deadline:
             with self._lock:
                 if self.ok + len(self.failures) >= self.max_requests:

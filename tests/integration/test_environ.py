@@ -61,10 +61,12 @@ def test_ipv6_peer_and_server(server):
     assert json.loads(parse_response(raw)[2])["wsgi.url_scheme"] == "https"
 
 
-def test_unix_socket_environ(server, tmp_path):
+@pytest.mark.parametrize("klass", ["keepalive", "ev"])
+def test_unix_socket_environ(server, tmp_path, klass):
     path = str(tmp_path / "nw.sock")
-    s = server("-b", "unix:" + path, "-k", KEEPALIVE, app="echo", bind=False,
-               wait=False)
+    s = server("-b", "unix:" + path, "-k",
+               KEEPALIVE if klass == "keepalive" else klass, app="echo",
+               bind=False, wait=False)
     wait_for(lambda: os.path.exists(path) and "Listening at: unix:" + path
              in s.log(), what="the unix socket")
     raw = unix_exchange(path, b"GET /u HTTP/1.1\r\nHost: example.org:8080\r\n"
@@ -87,14 +89,20 @@ def test_unix_socket_environ(server, tmp_path):
     assert env2["PATH_INFO"] == ""
 
 
-def test_multiprocess_flag(server):
-    s = server("-w", "2", app="echo", workers_ready=2)
+@pytest.mark.parametrize("klass", ["sync", "ev"])
+def test_multiprocess_flag(server, klass):
+    s = server("-k", klass, "-w", "2", app="echo", workers_ready=2)
     env = json.loads(parse_response(exchange(s.port, b"GET / HTTP/1.1\r\n"
                                              b"Host: x\r\n\r\n"))[2])
     assert env["wsgi.multiprocess"] is True
     assert env["wsgi.multithread"] is False
     assert env["wsgi.run_once"] is False
     assert env["wsgi.input_terminated"] is True
+    s = server("-k", klass, "-w", "1", app="echo", workers_ready=1)
+    env = json.loads(parse_response(exchange(s.port, b"GET / HTTP/1.1\r\n"
+                                             b"Host: x\r\n\r\n"))[2])
+    assert env["wsgi.multiprocess"] is False
+    assert env["wsgi.multithread"] is False
 
 
 def test_bad_forwarded_allow_ips_is_refused_at_start(server):

@@ -60,9 +60,13 @@ VALIDATED_RUN = [
 ]
 
 
-@pytest.mark.parametrize("klass", ["sync", "keepalive"])
+def class_args(klass):
+    return ("-k", KEEPALIVE) if klass == "keepalive" else ("-k", klass)
+
+
+@pytest.mark.parametrize("klass", ["sync", "keepalive", "ev"])
 def test_wsgiref_validator(server, klass):
-    args = ("-k", KEEPALIVE) if klass == "keepalive" else ()
+    args = class_args(klass)
     s = server(*args, app="validated:application")
     for raw, status, body in VALIDATED_RUN:
         (got_status, headers, got_body), = parse_responses(exchange(s.port,
@@ -73,7 +77,7 @@ def test_wsgiref_validator(server, klass):
     # HEAD, and everything on one kept connection
     raw = exchange(s.port, b"".join(r for r, _, _ in VALIDATED_RUN[:8]))
     statuses = [r[0] for r in parse_responses(raw)]
-    if klass == "keepalive":
+    if klass != "sync":
         assert statuses == [200, 200, 200, 200, 200, 200, 201, 201]
     else:
         assert statuses == [200]
@@ -92,9 +96,10 @@ def data_file(tmp_path):
     return path
 
 
-def test_flask(server, data_file):
+@pytest.mark.parametrize("klass", ["keepalive", "ev"])
+def test_flask(server, data_file, klass):
     pytest.importorskip("flask")
-    s = server("-k", KEEPALIVE, app="flask_app:app",
+    s = server(*class_args(klass), app="flask_app:app",
                env={"NARWHAL_TEST_DATA_FILE": str(data_file)})
     upload_body, upload_type = multipart("file", "notes.txt", b"n" * 5000)
     raw = exchange(s.port, b"".join([
@@ -126,9 +131,10 @@ def test_flask(server, data_file):
     assert "Traceback" not in s.log()
 
 
-def test_django(server, data_file):
+@pytest.mark.parametrize("klass", ["keepalive", "ev"])
+def test_django(server, data_file, klass):
     pytest.importorskip("django")
-    s = server("-k", KEEPALIVE, app="django_app:application",
+    s = server(*class_args(klass), app="django_app:application",
                env={"NARWHAL_TEST_DATA_FILE": str(data_file),
                     "SCRIPT_NAME": "/mount"})
     upload_body, upload_type = multipart("file", "photo.jpg", b"j" * 70000)

@@ -1,8 +1,11 @@
 """Large bodies stream: a 1 GiB response and a 100 MiB chunked upload go
-through a worker whose peak RSS grows by less than 64 MiB."""
+through a worker whose peak RSS grows by less than 64 MiB (32 MiB for the
+ev class's generator response, pulled only as the socket takes it)."""
 import hashlib
 import os
 import socket
+
+import pytest
 
 from helpers import parse_response
 
@@ -32,8 +35,10 @@ def warm(s):
             pass
 
 
-def test_1gib_streamed_response(server):
-    s = server(app="responses:app", workers_ready=1, env=ASAN_ENV)
+@pytest.mark.parametrize("klass", ["sync", "ev"])
+def test_1gib_streamed_response(server, klass):
+    s = server("-k", klass, app="responses:app", workers_ready=1,
+               env=ASAN_ENV)
     worker = s.workers()[0]
     warm(s)
     before = peak_rss_kib(worker)
@@ -59,11 +64,14 @@ def test_1gib_streamed_response(server):
     assert total == head_len + 1024 * (MIB + 10) + 5
     assert tail.endswith(b"\r\n0\r\n\r\n")
     growth = peak_rss_kib(worker) - before
-    assert growth < MAX_GROWTH_KIB, "peak RSS grew by %d KiB" % growth
+    limit = MAX_GROWTH_KIB if klass == "sync" else 32 * 1024
+    assert growth < limit, "peak RSS grew by %d KiB" % growth
 
 
-def test_100mib_chunked_upload(server):
-    s = server(app="responses:app", workers_ready=1, env=ASAN_ENV)
+@pytest.mark.parametrize("klass", ["sync", "ev"])
+def test_100mib_chunked_upload(server, klass):
+    s = server("-k", klass, app="responses:app", workers_ready=1,
+               env=ASAN_ENV)
     worker = s.workers()[0]
     warm(s)
     before = peak_rss_kib(worker)

@@ -11,6 +11,15 @@ from helpers import BUILDDIR, TEST_PLUGINS, get, run
 SYNC_SO = os.path.join(BUILDDIR, "plugins", "sync", ".libs", "sync.so")
 
 
+def abi_minor():
+    """NW_ABI_MINOR of the headers the tests were built with."""
+    from helpers import SRCDIR
+    with open(os.path.join(SRCDIR, "src", "include", "narwhal",
+                           "version.h")) as f:
+        return int(re.search(r"#define NW_ABI_MINOR\s+(\d+)",
+                             f.read()).group(1))
+
+
 def refusal(path):
     code, out = run(["-b", "127.0.0.1:0", "-k", path, "hello:app"])
     assert code == 1, out
@@ -38,9 +47,8 @@ def test_other_abi_major():
 
 def test_newer_abi_minor():
     line = refusal(plugin("bad_minor"))
-    m = re.search(r"abi_minor is (\d+), this narwhal \(0\.1\.0\) "
-                  r"provides (\d+)", line)
-    assert m and int(m.group(1)) == int(m.group(2)) + 1, line
+    assert ("abi_minor is %d, this narwhal (0.1.0) provides %d"
+            % (abi_minor() + 1, abi_minor())) in line
     assert "upgrade narwhal" in line
 
 

@@ -20,16 +20,27 @@ def req(path, method="GET", version="1.1", headers=b"", body=b""):
             .encode() + headers + b"\r\n" + body)
 
 
-@pytest.fixture
-def sync(server, tmp_path):
-    return server(app="responses:app", env={
-        "NARWHAL_TEST_CLOSE_LOG": str(tmp_path / "closed")})
+def class_args(klass):
+    """-k for a worker class name of these tests."""
+    return ("-k", KEEPALIVE) if klass == "keepalive" else ("-k", klass)
 
 
-@pytest.fixture
-def kept(server, tmp_path):
-    return server("-k", KEEPALIVE, app="responses:app", env={
+@pytest.fixture(params=["sync", "ev"])
+def sync(server, tmp_path, request):
+    """The tests' server: the sync class and the ev class."""
+    s = server(*class_args(request.param), app="responses:app", env={
         "NARWHAL_TEST_CLOSE_LOG": str(tmp_path / "closed")})
+    s.klass = request.param
+    return s
+
+
+@pytest.fixture(params=["keepalive", "ev"])
+def kept(server, tmp_path, request):
+    """A class that keeps connections: the blocking test class and ev."""
+    s = server(*class_args(request.param), app="responses:app", env={
+        "NARWHAL_TEST_CLOSE_LOG": str(tmp_path / "closed")})
+    s.klass = request.param
+    return s
 
 
 def closed_marks(tmp_path):
@@ -129,10 +140,9 @@ def test_date_server_and_version(sync):
     assert raw.startswith(b"HTTP/1.1 200 OK\r\nServer: narwhal\r\nDate: ")
 
 
-@pytest.mark.parametrize("klass", ["sync", "keepalive"])
+@pytest.mark.parametrize("klass", ["sync", "keepalive", "ev"])
 def test_write_callable(server, klass):
-    args = ("-k", KEEPALIVE) if klass == "keepalive" else ()
-    s = server(*args, app="responses:app")
+    s = server(*class_args(klass), app="responses:app")
     assert parse_response(exchange(s.port, req("/write")))[2] \
         == b"written-returned"
     assert parse_response(exchange(s.port, req("/write-gen")))[2] \
@@ -192,7 +202,9 @@ def test_hop_by_hop_headers_are_dropped(sync):
         assert name not in headers, name
     assert headers["server"] == "narwhal"
     assert headers["date"] != "yesterday"
-    assert headers["connection"] == "close"
+    # narwhal's own Connection header, whatever the app said
+    assert headers["connection"] == ("close" if sync.klass == "sync"
+                                     else "keep-alive")
     assert headers["x-kept"] == "yes"
     assert raw.count(b"Connection:") == 1
     _, headers, _ = parse_response(exchange(sync.port,
@@ -223,9 +235,10 @@ def data_file(tmp_path):
     return path
 
 
+@pytest.mark.parametrize("klass", ["keepalive", "ev"])
 @pytest.mark.parametrize("sendfile", [True, False])
-def test_file_wrapper_offset_and_length(server, data_file, sendfile):
-    args = ("-k", KEEPALIVE) + (() if sendfile else ("--no-sendfile",))
+def test_file_wrapper_offset_and_length(server, data_file, sendfile, klass):
+    args = class_args(klass) + (() if sendfile else ("--no-sendfile",))
     s = server(*args, app="responses:app")
     data = data_file.read_bytes()
     raw = exchange(s.port, req("/file?path=%s&offset=1000&length=5000"
@@ -240,11 +253,12 @@ def test_file_wrapper_offset_and_length(server, data_file, sendfile):
     assert third[0] == 404
 
 
-def test_sendfile_is_used_and_can_be_turned_off(server, data_file):
-    s = server(app="responses:app")
+@pytest.mark.parametrize("klass", ["sync", "ev"])
+def test_sendfile_is_used_and_can_be_turned_off(server, data_file, klass):
+    s = server(*class_args(klass), app="responses:app")
     raw = exchange(s.port, req("/file-noread?path=%s&offset=10" % data_file))
     assert parse_response(raw)[2] == data_file.read_bytes()[10:]
-    s2 = server("--no-sendfile", app="responses:app")
+    s2 = server(*class_args(klass), "--no-sendfile", app="responses:app")
     raw = exchange(s2.port, req("/file-noread?path=%s" % data_file))
     assert parse_response(raw)[0] == 500
     wait_for(lambda: "sendfile was not used" in s2.log(), what="the error")
@@ -297,7 +311,12 @@ def test_large_unread_body_closes(kept):
                                   headers=b"Content-Length: %d\r\n"
                                   % len(body), body=body) + SECOND)
     responses = parse_responses(raw)
-    assert len(responses) == 1 and responses[0][2] == b"ok"
+    assert responses[0][2] == b"ok"
+    if kept.klass == "ev":
+        # the body was read before the app ran: the connection goes on
+        assert len(responses) == 2 and responses[1][0] == 404
+    else:
+        assert len(responses) == 1
 
 
 def test_100_continue_is_sent_when_the_app_reads(kept):
@@ -311,6 +330,20 @@ def test_100_continue_is_sent_when_the_app_reads(kept):
         while b"\r\n\r\n" not in data or not data.endswith(b"5d41402abc4b2a76b9719d911017c592"):
             data += c.recv(1000)
         assert parse_response(data)[2].startswith(b"5 ")
+        if kept.klass == "ev":
+            # the body is read before the app runs: always asked for
+            c.sendall(req("/no-read", method="POST",
+                          headers=b"Expect: 100-continue\r\n"
+                          b"Content-Length: 5\r\n"))
+            assert c.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            c.sendall(b"hello")
+            data = b""
+            while not data.endswith(b"ok"):
+                chunk = c.recv(1000)
+                assert chunk, data
+                data += chunk
+            assert parse_response(data)[2] == b"ok"
+            return
         # the app that does not read gets no 100 and the client sends
         # nothing: the connection is then closed
         c.sendall(req("/no-read", method="POST",
@@ -327,15 +360,37 @@ def test_100_continue_is_sent_when_the_app_reads(kept):
         assert parse_response(data)[2] == b"ok"
 
 
-def test_bad_chunked_body_is_refused_before_the_app_runs(server, tmp_path):
+@pytest.mark.parametrize("klass", ["sync", "ev"])
+def test_bad_chunked_body_is_refused_before_the_app_runs(server, tmp_path,
+                                                         klass):
     calls = tmp_path / "calls"
-    s = server(app="responses:app", env={"NARWHAL_TEST_CALL_LOG": str(calls)})
+    s = server(*class_args(klass), app="responses:app",
+               env={"NARWHAL_TEST_CALL_LOG": str(calls)})
     bad = req("/upload", method="POST",
               headers=b"Transfer-Encoding: chunked\r\n",
               body=b"5\r\nhello\r\n3;x\ny\r\nabc\r\n0\r\n\r\n")
     raw = exchange(s.port, bad)
     assert parse_response(raw)[0] == 400
     assert not calls.exists() or "/upload" not in calls.read_text()
+    if klass == "ev":
+        # the ev class reads every body before the app: the bad chunk
+        # is refused whenever it arrives, and the app never runs
+        with socket.create_connection(("127.0.0.1", s.port),
+                                      timeout=10) as c:
+            head, _, body = bad.partition(b"\r\n\r\n")
+            c.sendall(head + b"\r\n\r\n")
+            time.sleep(0.3)
+            c.sendall(body)
+            raw = b""
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                raw += data
+        assert parse_response(raw)[0] == 400
+        assert b"Invalid character in chunk extensions" in raw
+        assert not calls.exists() or "/upload" not in calls.read_text()
+        return
     # a bad chunk that arrives after the app started reading: the refusal
     # replaces the app's response
     with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
@@ -354,15 +409,16 @@ def test_bad_chunked_body_is_refused_before_the_app_runs(server, tmp_path):
     assert b"Invalid character in chunk extensions" in raw
 
 
-def test_keepalive_setting(server):
+@pytest.mark.parametrize("klass", ["keepalive", "ev"])
+def test_keepalive_setting(server, klass):
     # 0 turns keep-alive off even for a class that keeps connections
-    s = server("-k", KEEPALIVE, "--keep-alive", "0", app="responses:app")
+    s = server(*class_args(klass), "--keep-alive", "0", app="responses:app")
     raw = exchange(s.port, req("/cl?n=2&send=2") + SECOND)
     responses = parse_responses(raw)
     assert len(responses) == 1
     assert responses[0][1]["connection"] == "close"
     # an idle kept connection is closed after `keepalive` seconds
-    s = server("-k", KEEPALIVE, "--keep-alive", "1", app="responses:app")
+    s = server(*class_args(klass), "--keep-alive", "1", app="responses:app")
     with socket.create_connection(("127.0.0.1", s.port), timeout=30) as c:
         c.sendall(req("/cl?n=2&send=2"))
         data = b""

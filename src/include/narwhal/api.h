@@ -57,6 +57,28 @@ typedef struct nw_listener {
     const char *url;     /* as logged: "http://127.0.0.1:8000", "unix:/p" */
 } nw_listener;
 
+/* A client connection slot of an event-loop class (ABI 1.1): socket,
+   parser, buffers and the request in flight.  Opaque; made by
+   api->conn_new and reused for connection after connection. */
+typedef struct nw_conn nw_conn;
+
+/* What an event-mode connection waits for next: the result of
+   api->conn_open, conn_recv, conn_call and conn_send (ABI 1.1). */
+#define NW_CONN_CLOSE  0 /* finished: api->conn_close it */
+#define NW_CONN_IDLE   1 /* kept alive between requests: wait until
+                            readable (the keepalive timeout) */
+#define NW_CONN_HEAD   2 /* a request head is due or arriving: wait until
+                            readable (the header timeout, counted from the
+                            first time the slot says HEAD) */
+#define NW_CONN_BODY   3 /* its body is arriving: wait until readable (the
+                            body timeout, counted from the last read) */
+#define NW_CONN_READY  4 /* a whole request is read: api->conn_call */
+#define NW_CONN_WRITE  5 /* output is pending: wait until writable, then
+                            api->conn_send */
+#define NW_CONN_LINGER 6 /* closing: the response is out, the client's
+                            unread input is read off; wait until readable
+                            (at most a couple of seconds), then conn_recv */
+
 typedef struct nw_api {
     /* sizeof(nw_api) in the running core: entries at offsets below it
        exist. */
@@ -100,7 +122,56 @@ typedef struct nw_api {
                             const struct sockaddr *peer, socklen_t peerlen,
                             const nw_listener *listener);
 
-    /* ---- ABI 1.1: hooks (hook.h) ---- */
+    /* ---- ABI 1.1 (2026-11-24): event-mode connections ----
+       For classes that own their sockets and never block: accept, then
+       api->conn_open; each time the socket is readable api->conn_recv;
+       on NW_CONN_READY api->conn_call; on NW_CONN_WRITE api->conn_send
+       when writable (try it at once: the socket usually is); on
+       NW_CONN_CLOSE (or a timeout, or the worker stopping)
+       api->conn_close.  The core reads and writes the socket itself
+       (non-blocking recv, writev, sendfile), reads the whole body before
+       the app runs (spooled to a file past 1 MiB, 413 past
+       limit_request_body), answers refusals and 100 Continue, pulls the
+       response only as the socket takes it, counts requests for
+       max_requests and keeps Connection: keep-alive and pipelining
+       right.  Entries marked GIL need the Python GIL held
+       (api->gil_acquire); the others may be called with or without it.
+       Test NW_API_HAS(api, conn_free) before using them. */
+
+    /* Release the GIL, and take it back with the state gil_release
+       returned, or NULL for the calling thread's own state.  run() is
+       called without the GIL and must return without it; in between a
+       class may hold it across its callbacks and release it only around
+       its poll. */
+    void *(*gil_release)(void);
+    void (*gil_acquire)(void *state);
+
+    /* A connection slot of worker w, ready for api->conn_open. */
+    nw_conn *(*conn_new)(nw_worker *w);
+    /* Serve an accepted socket (non-blocking) in slot c: sets TCP_NODELAY
+       on TCP.  Returns NW_CONN_HEAD. */
+    int (*conn_open)(nw_conn *c, int fd, const struct sockaddr *peer,
+                     socklen_t peerlen, const nw_listener *listener);
+    /* Readable: read what the socket holds and parse it.  Returns the
+       next NW_CONN_* state. */
+    int (*conn_recv)(nw_conn *c);
+    /* GIL.  After NW_CONN_READY: call the WSGI app.  Returns
+       NW_CONN_WRITE. */
+    int (*conn_call)(nw_conn *c);
+    /* GIL.  Writable: write the pending output, pulling more of the
+       response as the socket takes it; at the end of a response the
+       request is finished (its close() called) and the next pipelined
+       request parsed.  Returns the next NW_CONN_* state (NW_CONN_WRITE
+       also when it stopped to let other connections run). */
+    int (*conn_send)(nw_conn *c);
+    /* GIL.  End the connection: a response in flight is abandoned (its
+       close() is called), the socket closed.  The slot can be opened
+       again. */
+    void (*conn_close)(nw_conn *c);
+    /* GIL.  Free a closed slot. */
+    void (*conn_free)(nw_conn *c);
+
+    /* ---- ABI 1.2 (2026-11-24): hooks (hook.h) ---- */
 
     /* From narwhal_hook_entry: call fn(ctx, data) at `point` (NW_HOOK_*),
        in `order` (NW_HOOK_ORDER_*; lower first).  NW_OK, or NW_ERROR for

@@ -11,7 +11,11 @@
  *   1.0  2026-11-23  first ABI: nw_worker_class, nw_worker, nw_api with
  *                    log, heartbeat, should_stop, config getters,
  *                    serve_connection.
- *   1.1  2026-11-24  hook plugins (hook.h: narwhal_hook_info and
+ *   1.1  2026-11-24  event-mode connections (issue 7): nw_conn, NW_CONN_*,
+ *                    gil_release, gil_acquire, conn_new, conn_open,
+ *                    conn_recv, conn_call, conn_send, conn_close,
+ *                    conn_free.
+ *   1.2  2026-11-24  hook plugins (hook.h: narwhal_hook_info and
  *                    narwhal_hook_entry); nw_api gains hook_add,
  *                    hook_header, set_num_workers.
  */
@@ -20,7 +24,7 @@
 
 #define NW_VERSION        "0.1.0"
 #define NW_ABI_MAJOR      1
-#define NW_ABI_MINOR      1
+#define NW_ABI_MINOR      2
 
 /* True when the core a plugin runs in provides at least ABI major.minor. */
 #define NW_ABI_AT_LEAST(api, major, minor)                                    \

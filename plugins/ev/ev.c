@@ -1,0 +1,676 @@
+/*
+ * The ev worker class: a libev event loop, many connections per worker
+ * process, the app called on the loop's thread.  Built only on the public
+ * headers and the api table, as a third party would build it: the core's
+ * event-mode connections (api->conn_*) do the HTTP, this file does the
+ * waiting.
+ *
+ * - Accepting: the listeners sit in an epoll set of their own, added with
+ *   EPOLLEXCLUSIVE, which the loop watches as one descriptor (libev's
+ *   epoll backend cannot ask for the flag).  Nested so, the wake-up is
+ *   not strictly exclusive, and the kernel favours the workers in the
+ *   order they joined a listener's queue: with several workers one
+ *   accepts one client per turn and then joins again at the back
+ *   (rotate), which evens the share under load.  With reuse_port each
+ *   worker has its own socket and the kernel spreads by hash.
+ *   At worker_connections the set is emptied (the kernel then wakes the
+ *   other workers) after the oldest idle keep-alive connection, if any,
+ *   was closed to make room; new clients wait in the backlog.
+ * - Timeouts: one list and one ev_timer per kind (keep-alive idle, slow
+ *   head, stalled body, stalled write, lingering close); a list's entries
+ *   share one duration, so appending keeps it sorted by deadline and the
+ *   timer only ever waits for the head (libev's "be smart about
+ *   timeouts", method 4).  No scan, O(1) per change.
+ * - The GIL is held while callbacks run and released only around the
+ *   poll (ev_set_loop_release_cb): once per loop iteration, however many
+ *   events it brings.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include <narwhal/narwhal.h>
+
+/* Requests served back to back on one connection (pipelining) before the
+   others get a turn. */
+#define PIPELINE_BURST 16
+/* Connections accepted from one listener per wake-up: small, so workers
+   sharing a listener take turns. */
+#define ACCEPT_BURST 8
+/* Spare connection slots kept for reuse. */
+#define SPARE_SLOTS 64
+/* How long a lingering close may read off the client's leftovers. */
+#define LINGER_SECONDS 2.0
+
+enum tlist {
+    T_IDLE,   /* kept alive, waiting for a request: keepalive */
+    T_HEAD,   /* a request head due or arriving: header_timeout */
+    T_BODY,   /* a body arriving: body_timeout since the last read */
+    T_WRITE,  /* a response waiting for the client to read: timeout */
+    T_LINGER, /* closing, reading off leftovers */
+    T_COUNT,
+    T_NONE = T_COUNT
+};
+
+typedef struct econn {
+    ev_io io;                 /* first: the watcher is the connection */
+    nw_conn *c;
+    int fd;
+    int state;                /* NW_CONN_* the core last said */
+    enum tlist list;
+    ev_tstamp deadline;
+    struct econn *prev, *next; /* in its timeout list, or the free list */
+} econn;
+
+struct tlist_head {
+    econn *first, *last;
+    ev_tstamp timeout;        /* 0: no limit */
+    ev_timer timer;
+};
+
+static const nw_api *api;
+static nw_worker *self;
+static struct ev_loop *loop;
+static void *gil;
+
+static struct tlist_head lists[T_COUNT];
+static econn *spare;
+static unsigned nspare;
+static unsigned nconns, max_conns;
+static int stopping;             /* NW_RUN or the kind of stop */
+
+static int accept_ep = -1;       /* the listeners' epoll set */
+static int accepting;            /* the listeners are in it */
+static int rotate;               /* share listeners: rotate after accepting */
+static unsigned naccepted;       /* clients accepted so far */
+static ev_io accept_io;
+static ev_timer accept_retry;    /* after EMFILE and friends */
+static ev_io wakeup_io;
+static ev_timer heartbeat;
+static ev_timer graceful;
+static ev_tstamp graceful_timeout;
+
+static const char *const list_names[T_COUNT] = {
+    "keep-alive idle", "header", "body", "write", "linger",
+};
+
+/* ------------------------------------------------------------------------
+ * Timeout lists
+ */
+
+static void
+list_unlink(econn *e)
+{
+    struct tlist_head *l;
+
+    if (e->list == T_NONE) {
+        return;
+    }
+    l = &lists[e->list];
+    if (e->prev != NULL) {
+        e->prev->next = e->next;
+    } else {
+        l->first = e->next;
+    }
+    if (e->next != NULL) {
+        e->next->prev = e->prev;
+    } else {
+        l->last = e->prev;
+    }
+    e->prev = e->next = NULL;
+    e->list = T_NONE;
+}
+
+/* Put e in list k with a deadline from now, at the end (every entry of a
+   list has the same duration, so the list stays sorted). */
+static void
+list_put(econn *e, enum tlist k)
+{
+    struct tlist_head *l = &lists[k];
+
+    list_unlink(e);
+    if (l->timeout <= 0) {
+        return;
+    }
+    e->list = k;
+    e->deadline = ev_now(loop) + l->timeout;
+    e->prev = l->last;
+    e->next = NULL;
+    if (l->last != NULL) {
+        l->last->next = e;
+    } else {
+        l->first = e;
+    }
+    l->last = e;
+    if (!ev_is_active(&l->timer)) {
+        ev_timer_set(&l->timer, l->timeout, 0.);
+        ev_timer_start(loop, &l->timer);
+    }
+}
+
+static void conn_end(econn *e);
+
+static void
+on_list_timer(struct ev_loop *lp, ev_timer *t, int revents)
+{
+    struct tlist_head *l = t->data;
+    enum tlist k = (enum tlist) (l - lists);
+    ev_tstamp now = ev_now(lp);
+
+    (void) revents;
+    /* a hundredth of a second early is on time: no second wake-up */
+    while (l->first != NULL && l->first->deadline <= now + 0.01) {
+        econn *e = l->first;
+        api->log(NW_LOG_DEBUG, "closing a connection: %s timeout",
+                 list_names[k]);
+        conn_end(e);
+    }
+    if (l->first != NULL) {
+        ev_timer_set(t, l->first->deadline - now, 0.);
+        ev_timer_start(lp, t);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Accepting
+ */
+
+static void
+accept_resume(void)
+{
+    struct epoll_event ev;
+
+    if (accepting || stopping != NW_RUN || accept_ep < 0) {
+        return;
+    }
+    for (unsigned i = 0; i < self->nlisteners; i++) {
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+        ev.data.u32 = i;
+        if (epoll_ctl(accept_ep, EPOLL_CTL_ADD, self->listeners[i].fd, &ev)
+            != 0) {
+            /* kernels before 4.5 refuse the flag */
+            ev.events = EPOLLIN;
+            epoll_ctl(accept_ep, EPOLL_CTL_ADD, self->listeners[i].fd, &ev);
+        }
+    }
+    accepting = 1;
+}
+
+/* Out of the set: the kernel wakes another worker for new clients. */
+static void
+accept_pause(void)
+{
+    if (!accepting) {
+        return;
+    }
+    for (unsigned i = 0; i < self->nlisteners; i++) {
+        epoll_ctl(accept_ep, EPOLL_CTL_DEL, self->listeners[i].fd, NULL);
+    }
+    accepting = 0;
+}
+
+static void on_conn_io(struct ev_loop *lp, ev_io *w, int revents);
+static void drive(econn *e, int st);
+
+static econn *
+slot_get(void)
+{
+    econn *e = spare;
+
+    if (e != NULL) {
+        spare = e->next;
+        nspare--;
+        e->next = NULL;
+        return e;
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return NULL;
+    }
+    e->c = api->conn_new(self);
+    e->list = T_NONE;
+    e->fd = -1;
+    return e;
+}
+
+static void
+slot_put(econn *e)
+{
+    if (nspare >= SPARE_SLOTS) {
+        api->conn_free(e->c);
+        free(e);
+        return;
+    }
+    e->next = spare;
+    spare = e;
+    nspare++;
+}
+
+/* Accept from listener l until it is empty, the burst is spent or the
+   worker is full.  1 if accept() failed for lack of descriptors. */
+static int
+accept_from(const nw_listener *l, int burst)
+{
+    for (int i = 0; i < burst; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        econn *e;
+        int fd;
+
+        if (nconns >= max_conns && lists[T_IDLE].first == NULL) {
+            return 0;
+        }
+        fd = accept4(l->fd, (struct sockaddr *) &peer, &len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return 0;
+            }
+            api->log(NW_LOG_ERROR, "accept on %s failed: %s", l->url,
+                     strerror(errno));
+            return 1;
+        }
+        if (nconns >= max_conns) {
+            /* make room: the oldest idle keep-alive connection goes */
+            conn_end(lists[T_IDLE].first);
+        }
+        e = slot_get();
+        if (e == NULL) {
+            close(fd);
+            api->log(NW_LOG_CRITICAL, "ev worker: out of memory");
+            return 1;
+        }
+        e->fd = fd;
+        nconns++;
+        naccepted++;
+        ev_io_init(&e->io, on_conn_io, fd, EV_READ);
+        e->state = -1;
+        drive(e, api->conn_open(e->c, fd, (struct sockaddr *) &peer, len,
+                                l));
+    }
+    return 0;
+}
+
+static void
+accept_all(int burst)
+{
+    struct epoll_event evs[16];
+    int n = epoll_wait(accept_ep, evs, 16, 0);
+    unsigned before = naccepted;
+    int failed = 0;
+
+    for (int i = 0; i < n; i++) {
+        failed |= accept_from(&self->listeners[evs[i].data.u32], burst);
+    }
+    if (rotate && naccepted != before && !failed) {
+        /* The kernel wakes the first idle worker in a listener's wait
+           queue, in the order they joined it: left alone, the first
+           worker takes most clients.  Joining again puts this worker
+           last, so the next client goes to the next idle one. */
+        accept_pause();
+        accept_resume();
+    }
+    if (failed) {
+        /* no descriptor left: wait a little rather than spin */
+        accept_pause();
+        ev_io_stop(loop, &accept_io);
+        ev_timer_set(&accept_retry, 0.5, 0.);
+        ev_timer_start(loop, &accept_retry);
+    } else if (nconns >= max_conns && lists[T_IDLE].first == NULL) {
+        accept_pause();
+    }
+}
+
+static void
+on_accept(struct ev_loop *lp, ev_io *w, int revents)
+{
+    (void) lp;
+    (void) w;
+    (void) revents;
+    /* sharing the listeners with other workers, one client per turn */
+    accept_all(rotate ? 1 : ACCEPT_BURST);
+}
+
+static void
+on_accept_retry(struct ev_loop *lp, ev_timer *t, int revents)
+{
+    (void) t;
+    (void) revents;
+    if (stopping == NW_RUN) {
+        ev_io_start(lp, &accept_io);
+        accept_resume();
+    }
+}
+
+/* A connection closed or went idle: room to accept again? */
+static void
+room_made(void)
+{
+    if (!accepting && (nconns < max_conns || lists[T_IDLE].first != NULL)
+        && !ev_is_active(&accept_retry)) {
+        accept_resume();
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Connections
+ */
+
+static void
+conn_end(econn *e)
+{
+    list_unlink(e);
+    ev_io_stop(loop, &e->io);
+    api->conn_close(e->c);
+    e->fd = -1;
+    nconns--;
+    slot_put(e);
+    if (stopping == NW_RUN) {
+        room_made();
+    } else if (nconns == 0) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void
+watch(econn *e, int events)
+{
+    if (ev_is_active(&e->io)) {
+        if ((e->io.events & (EV_READ | EV_WRITE)) == events) {
+            return;
+        }
+        ev_io_stop(loop, &e->io);
+    }
+    ev_io_modify(&e->io, events);
+    ev_io_start(loop, &e->io);
+}
+
+/* Act on what the core says the connection waits for. */
+static void
+drive(econn *e, int st)
+{
+    int burst = 0;
+
+    while (st == NW_CONN_READY) {
+        if (++burst > PIPELINE_BURST) {
+            /* other connections first: come back when writable, which a
+               socket with nothing queued is at once */
+            list_unlink(e);
+            e->state = st;
+            watch(e, EV_WRITE);
+            return;
+        }
+        api->conn_call(e->c);
+        st = api->conn_send(e->c);
+        e->state = -1; /* what follows is a new wait: a new deadline */
+    }
+    switch (st) {
+    case NW_CONN_CLOSE:
+        conn_end(e);
+        return;
+    case NW_CONN_IDLE:
+        if (e->state != st) {
+            list_put(e, T_IDLE);
+        }
+        watch(e, EV_READ);
+        break;
+    case NW_CONN_HEAD:
+        /* the deadline counts from the first time: slowloris's bytes do
+           not move it */
+        if (e->state != st) {
+            list_put(e, T_HEAD);
+        }
+        watch(e, EV_READ);
+        break;
+    case NW_CONN_BODY:
+        list_put(e, T_BODY);
+        watch(e, EV_READ);
+        break;
+    case NW_CONN_WRITE:
+        list_put(e, T_WRITE);
+        watch(e, EV_WRITE);
+        break;
+    case NW_CONN_LINGER:
+        if (e->state != st) {
+            list_put(e, T_LINGER);
+        }
+        watch(e, EV_READ);
+        break;
+    default:
+        conn_end(e);
+        return;
+    }
+    e->state = st;
+    if (st == NW_CONN_IDLE && stopping != NW_RUN) {
+        conn_end(e);
+    } else if (st == NW_CONN_IDLE && !accepting) {
+        room_made();
+    }
+}
+
+static void
+on_conn_io(struct ev_loop *lp, ev_io *w, int revents)
+{
+    econn *e = (econn *) w;
+
+    (void) lp;
+    if (e->state == NW_CONN_WRITE || e->state == NW_CONN_READY) {
+        if (revents & EV_WRITE) {
+            drive(e, e->state == NW_CONN_READY ? NW_CONN_READY
+                                               : api->conn_send(e->c));
+        }
+        return;
+    }
+    drive(e, api->conn_recv(e->c));
+}
+
+/* ------------------------------------------------------------------------
+ * Worker duties
+ */
+
+static void
+on_heartbeat(struct ev_loop *lp, ev_timer *t, int revents)
+{
+    (void) lp;
+    (void) t;
+    (void) revents;
+    api->heartbeat(self);
+}
+
+static void
+on_graceful_timeout(struct ev_loop *lp, ev_timer *t, int revents)
+{
+    (void) t;
+    (void) revents;
+    api->log(NW_LOG_INFO, "graceful_timeout: closing %u connection(s) "
+                          "still open",
+             nconns);
+    ev_break(lp, EVBREAK_ALL);
+}
+
+static void
+begin_stop(int how)
+{
+    stopping = how;
+    if (how == NW_STOP_QUICK) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    /* graceful: serve what already waits in the backlog (Gunicorn
+       #3397), accept nothing more, close the idle connections, let the
+       requests in flight finish within graceful_timeout */
+    if (accepting) {
+        accept_all(max_conns);
+    }
+    accept_pause();
+    ev_io_stop(loop, &accept_io);
+    ev_timer_stop(loop, &accept_retry);
+    while (lists[T_IDLE].first != NULL) {
+        conn_end(lists[T_IDLE].first);
+    }
+    if (nconns == 0) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_set(&graceful, graceful_timeout, 0.);
+    ev_timer_start(loop, &graceful);
+}
+
+static void
+on_wakeup(struct ev_loop *lp, ev_io *w, int revents)
+{
+    int st = api->should_stop(self);
+
+    (void) lp;
+    (void) w;
+    (void) revents;
+    if (st != NW_RUN && (stopping == NW_RUN || st == NW_STOP_QUICK)
+        && st != stopping) {
+        begin_stop(st);
+    }
+}
+
+static void
+release_gil(struct ev_loop *lp)
+{
+    (void) lp;
+    gil = api->gil_release();
+}
+
+static void
+acquire_gil(struct ev_loop *lp)
+{
+    (void) lp;
+    api->gil_acquire(gil);
+}
+
+static int
+setting(const nw_config *cfg, const char *name, long long dflt)
+{
+    long long v;
+    if (api->config_int(cfg, name, &v) != NW_OK) {
+        return (int) dflt;
+    }
+    return v > 0x7fffffff ? 0x7fffffff : (int) v;
+}
+
+static int
+evw_init(nw_worker *w)
+{
+    const nw_config *cfg = w->cfg;
+    int v;
+
+    if (ev_version_major() != EV_VERSION_MAJOR
+        || ev_version_minor() < EV_VERSION_MINOR) {
+        api->log(NW_LOG_ERROR, "ev worker: built with libev %d.%d, running "
+                               "with %d.%d: rebuild the plugin",
+                 EV_VERSION_MAJOR, EV_VERSION_MINOR, ev_version_major(),
+                 ev_version_minor());
+        return NW_ERROR;
+    }
+    if (!NW_API_HAS(api, conn_free)) {
+        api->log(NW_LOG_ERROR, "ev worker: this narwhal has no event-mode "
+                               "connections (ABI 1.1): upgrade narwhal");
+        return NW_ERROR;
+    }
+    self = w;
+    v = setting(cfg, "worker_connections", 1000);
+    max_conns = v > 0 ? (unsigned) v : 1;
+    {
+        int reuse = 0;
+        api->config_bool(cfg, "reuse_port", &reuse);
+        /* with reuse_port the kernel spreads clients over the workers'
+           own sockets */
+        rotate = !reuse && setting(cfg, "workers", 1) > 1;
+    }
+    lists[T_IDLE].timeout = setting(cfg, "keepalive", 2);
+    lists[T_HEAD].timeout = setting(cfg, "header_timeout", 20);
+    lists[T_BODY].timeout = setting(cfg, "body_timeout", 30);
+    lists[T_WRITE].timeout = setting(cfg, "timeout", 30);
+    lists[T_LINGER].timeout = LINGER_SECONDS;
+    v = setting(cfg, "graceful_timeout", 30);
+    /* a little before the arbiter's own deadline, so the worker leaves
+       by itself */
+    graceful_timeout = v > 1 ? v - 0.5 : (v > 0 ? v * 0.75 : 0.);
+
+    loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+    if (loop == NULL) {
+        loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    }
+    if (loop == NULL) {
+        api->log(NW_LOG_ERROR, "ev worker: cannot create the event loop");
+        return NW_ERROR;
+    }
+    accept_ep = epoll_create1(EPOLL_CLOEXEC);
+    if (accept_ep < 0) {
+        api->log(NW_LOG_ERROR, "ev worker: epoll_create1: %s",
+                 strerror(errno));
+        return NW_ERROR;
+    }
+    for (int k = 0; k < T_COUNT; k++) {
+        ev_init(&lists[k].timer, on_list_timer);
+        lists[k].timer.data = &lists[k];
+    }
+    ev_io_init(&accept_io, on_accept, accept_ep, EV_READ);
+    ev_init(&accept_retry, on_accept_retry);
+    ev_io_init(&wakeup_io, on_wakeup, w->wakeup_fd, EV_READ);
+    ev_timer_init(&heartbeat, on_heartbeat,
+                  w->heartbeat_interval_ms / 1000.,
+                  w->heartbeat_interval_ms / 1000.);
+    ev_init(&graceful, on_graceful_timeout);
+    return NW_OK;
+}
+
+static int
+ev_worker_run(nw_worker *w)
+{
+    /* run() is called without the GIL: it is held while callbacks run
+       and released only around the poll */
+    api->gil_acquire(NULL);
+    ev_set_loop_release_cb(loop, release_gil, acquire_gil);
+
+    ev_io_start(loop, &accept_io);
+    accept_resume();
+    ev_io_start(loop, &wakeup_io);
+    ev_timer_start(loop, &heartbeat);
+    api->heartbeat(w);
+    if (api->should_stop(w) == NW_RUN) {
+        ev_run(loop, 0);
+    }
+    /* what is left (a quick stop, or graceful_timeout) closes now */
+    stopping = stopping != NW_RUN ? stopping : NW_STOP_QUICK;
+    for (int k = 0; k < T_COUNT; k++) {
+        while (lists[k].first != NULL) {
+            conn_end(lists[k].first);
+        }
+    }
+    api->gil_release();
+    return 0;
+}
+
+static const nw_worker_class ev_class = {
+    NW_WORKER_CLASS_HEADER,
+    .name = "ev",
+    .summary = "libev event loop: many keep-alive connections per process",
+    .flags = NW_WORKER_ASYNC | NW_WORKER_KEEPALIVE,
+    .instance_size = sizeof(nw_worker),
+    .init = evw_init,
+    .run = ev_worker_run,
+};
+
+NW_EXPORT const nw_worker_class *
+narwhal_worker_entry(const nw_api *core_api)
+{
+    api = core_api;
+    return &ev_class;
+}
