@@ -5,6 +5,7 @@
 #include <narwhal/narwhal.h>
 
 #include "api.h"
+#include "hooks.h"
 #include "conn.h"
 #include "log.h"
 #include "settings.h"
@@ -117,4 +118,8 @@ const nw_api nw__api = {
     .conn_send = nw__econn_send,
     .conn_close = nw__econn_close,
     .conn_free = nw__econn_free,
+    /* ABI 1.2 */
+    .hook_add = nw__api_hook_add,
+    .hook_header = nw__api_hook_header,
+    .set_num_workers = nw__api_set_num_workers,
 };

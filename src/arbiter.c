@@ -14,10 +14,12 @@
 #include "arbiter.h"
 #include "config_files.h"
 #include "exitcodes.h"
+#include "hooks.h"
 #include "log.h"
 #include "memory.h"
 #include "plugin.h"
 #include "proctitle.h"
+#include "pyhooks.h"
 #include "python_arbiter.h"
 #include "sockets.h"
 #include "worker_core.h"
@@ -30,6 +32,23 @@
 #define MAX_BACKOFF_NS 5000000000ull  /* 5 s */
 
 static int signal_pipe_w = -1;
+
+/* The arbiter of this process, for the hooks' api entries and the
+   Python objects (a worker keeps its copy from the fork: stale, as
+   Gunicorn's copy of the Arbiter object is in a worker). */
+static nw_arbiter *current;
+
+void
+nw__arbiter_attach(nw_arbiter *a)
+{
+    current = a;
+}
+
+nw_arbiter *
+nw__arbiter_current(void)
+{
+    return current;
+}
 
 static const int arbiter_signals[] = {SIGHUP,  SIGQUIT, SIGINT,  SIGTERM,
                                       SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
@@ -77,6 +96,150 @@ signal_name(int sig, char *buf, size_t len)
 }
 
 /* ------------------------------------------------------------------------
+ * Hooks
+ */
+
+static unsigned
+running_workers(const nw_arbiter *a)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < a->nchildren; i++) {
+        n += !a->children[i].stopping;
+    }
+    return n;
+}
+
+/* The master's side of a hook context. */
+void
+nw__arbiter_hook_ctx(const nw_arbiter *a, nw_hook_ctx *ctx,
+                     const nw_settings *cfg)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->cfg = cfg != NULL ? cfg : a->gen.settings;
+    ctx->master_pid = getpid();
+    ctx->old_master_pid = a->master_pid;
+    ctx->new_master_pid = a->reexec_pid;
+    ctx->num_workers = a->num_workers;
+    ctx->old_num_workers = -1;
+    ctx->nworkers = a->children != NULL ? running_workers(a) : 0;
+    ctx->nlisteners = a->gen.listen.count;
+    ctx->listeners = a->gen.listen.items;
+    if (a->next.settings != NULL) {
+        ctx->flags |= NW_HOOK_F_RELOADING;
+    }
+}
+
+static void
+run_master_point(nw_arbiter *a, unsigned point, const nw_settings *cfg)
+{
+    nw_hook_ctx ctx;
+
+    nw__arbiter_hook_ctx(a, &ctx, cfg);
+    nw__hooks_run(point, &ctx);
+}
+
+static void child_info(const nw_arbiter *a, const nw_child *c,
+                       nw_hook_worker *hw);
+
+int
+nw__arbiter_worker_info(unsigned i, nw_hook_worker *hw)
+{
+    if (current == NULL || current->children == NULL
+        || i >= current->nchildren) {
+        return NW_ERROR;
+    }
+    child_info(current, &current->children[i], hw);
+    return NW_OK;
+}
+
+static void
+child_info(const nw_arbiter *a, const nw_child *c, nw_hook_worker *hw)
+{
+    memset(hw, 0, sizeof(*hw));
+    hw->size = sizeof(*hw);
+    hw->pid = c->pid;
+    hw->ppid = getpid();
+    hw->number = c->number;
+    hw->age = c->age;
+    hw->requests = atomic_load_explicit(&a->sb.slots[c->slot].requests,
+                                        memory_order_relaxed);
+    hw->status = -1;
+    if (!c->stopping) {
+        hw->flags |= NW_HOOK_WORKER_ALIVE;
+    }
+    if (c->abort_ns != 0) {
+        hw->flags |= NW_HOOK_WORKER_ABORTED;
+    }
+    if (atomic_load_explicit(&a->sb.slots[c->slot].state,
+                             memory_order_acquire)
+        >= NW_SLOT_READY) {
+        hw->flags |= NW_HOOK_WORKER_BOOTED;
+    }
+}
+
+/* The settings a child's generation runs with (the one in force if its
+   generation is gone). */
+static const nw_settings *
+child_settings(const nw_arbiter *a, const nw_child *c)
+{
+    if (a->next.settings != NULL && c->generation == a->next.id) {
+        return a->next.settings;
+    }
+    return a->gen.settings;
+}
+
+static void
+run_child_point(nw_arbiter *a, unsigned point, const nw_child *c, int status)
+{
+    nw_hook_ctx ctx;
+    nw_hook_worker hw;
+
+    nw__arbiter_hook_ctx(a, &ctx, child_settings(a, c));
+    child_info(a, c, &hw);
+    hw.status = status;
+    ctx.worker = &hw;
+    nw__hooks_run(point, &ctx);
+}
+
+/* Every assignment of the number of workers runs nworkers_changed, as
+   Gunicorn's num_workers property does (the first with old -1: None).  A
+   hook that sets it again from inside nworkers_changed sets it without
+   another call. */
+static void
+set_num_workers(nw_arbiter *a, long n, long old)
+{
+    static int inside;
+    nw_hook_ctx ctx;
+
+    a->num_workers = n;
+    if (inside) {
+        return;
+    }
+    inside = 1;
+    nw__arbiter_hook_ctx(a, &ctx, NULL);
+    ctx.num_workers = n;
+    ctx.old_num_workers = old;
+    nw__hooks_run(NW_HOOK_NWORKERS_CHANGED, &ctx);
+    inside = 0;
+}
+
+int
+nw__arbiter_set_num_workers(long n)
+{
+    if (current == NULL || n < 0) {
+        return NW_ERROR;
+    }
+    set_num_workers(current, n, current->num_workers);
+    return NW_OK;
+}
+
+void
+nw__arbiter_init_num_workers(nw_arbiter *a)
+{
+    set_num_workers(a, a->gen.settings->workers, -1);
+}
+
+/* ------------------------------------------------------------------------
  * The workers
  */
 
@@ -118,15 +281,29 @@ find_child(nw_arbiter *a, pid_t pid)
 static void
 remove_child(nw_arbiter *a, nw_child *c)
 {
+    nw__py_forget_worker(c->number);
     nw__scoreboard_release(&a->sb, c->slot);
     *c = a->children[--a->nchildren];
 }
 
+/* A reaped worker: child_exit, then it is forgotten. */
 static void
-stop_child(nw_child *c, int sig)
+child_gone(nw_arbiter *a, nw_child *c, int status)
+{
+    run_child_point(a, NW_HOOK_CHILD_EXIT, c, status);
+    remove_child(a, c);
+}
+
+static void
+stop_child(nw_arbiter *a, nw_child *c, int sig)
 {
     c->stopping = 1;
-    kill(c->pid, sig);
+    if (kill(c->pid, sig) != 0 && errno == ESRCH) {
+        /* gone without being reaped: Gunicorn runs worker_exit in the
+           master then */
+        run_child_point(a, NW_HOOK_WORKER_EXIT, c, -1);
+        remove_child(a, c);
+    }
 }
 
 static void
@@ -160,12 +337,16 @@ abort_reload(nw_arbiter *a, const char *why)
     for (unsigned i = 0; i < a->nchildren; i++) {
         nw_child *c = &a->children[i];
         if (c->generation == a->next.id && !c->stopping) {
-            stop_child(c, SIGTERM);
+            unsigned before = a->nchildren;
+            stop_child(a, c, SIGTERM);
+            i -= a->nchildren < before; /* the last one moved here */
         }
     }
     nw__listen_close(&a->next.listen, &a->gen.listen, 1);
     free_generation(&a->next);
-    a->num_workers = a->gen.settings->workers;
+    if (a->num_workers != a->gen.settings->workers) {
+        set_num_workers(a, a->gen.settings->workers, a->num_workers);
+    }
 }
 
 /* A worker that dies before it booted makes the next spawn wait, doubling
@@ -249,7 +430,7 @@ reap(nw_arbiter *a)
                         "Worker (pid:%ld) was sent %s!", (long) pid, name);
             }
         }
-        remove_child(a, c);
+        child_gone(a, c, status);
     }
 }
 
@@ -268,6 +449,22 @@ spawn_worker(nw_arbiter *a, nw_generation *g)
         return;
     }
     a->next_number++;
+    a->next_age++;
+    {
+        /* Gunicorn's pre_fork: the worker exists, without a pid yet */
+        nw_hook_ctx ctx;
+        nw_hook_worker hw;
+        memset(&hw, 0, sizeof(hw));
+        hw.size = sizeof(hw);
+        hw.ppid = getpid();
+        hw.number = a->next_number;
+        hw.age = a->next_age;
+        hw.status = -1;
+        hw.flags = NW_HOOK_WORKER_ALIVE;
+        nw__arbiter_hook_ctx(a, &ctx, g->settings);
+        ctx.worker = &hw;
+        nw__hooks_run(NW_HOOK_PRE_FORK, &ctx);
+    }
     nw__python_before_fork();
     pid = fork();
     if (pid == 0) {
@@ -279,6 +476,7 @@ spawn_worker(nw_arbiter *a, nw_generation *g)
             .nlisteners = g->listen.count,
             .slot = &a->sb.slots[slot],
             .number = a->next_number,
+            .age = a->next_age,
             .ppid = getppid(),
             .close_fds = {a->pipe[0], a->pipe[1]},
             .argc = a->argc,
@@ -300,7 +498,7 @@ spawn_worker(nw_arbiter *a, nw_generation *g)
     c->slot = (unsigned) slot;
     c->number = a->next_number;
     c->generation = g->id;
-    c->age = ++a->next_age;
+    c->age = a->next_age;
 }
 
 /* The old configuration goes once the new one's workers serve. */
@@ -361,7 +559,7 @@ manage_workers(nw_arbiter *a)
         if (oldest == NULL) {
             break;
         }
-        stop_child(oldest, SIGTERM);
+        stop_child(a, oldest, SIGTERM);
         active--;
     }
     if (ready < (unsigned) a->num_workers) {
@@ -381,7 +579,7 @@ manage_workers(nw_arbiter *a)
                         "Worker (pid:%ld) retires: its successor is ready",
                         (long) c->pid);
             }
-            stop_child(c, SIGTERM);
+            stop_child(a, c, SIGTERM);
         }
     }
 }
@@ -473,7 +671,11 @@ static void
 signal_children(nw_arbiter *a, int sig)
 {
     for (unsigned i = 0; i < a->nchildren; i++) {
-        stop_child(&a->children[i], sig);
+        unsigned before = a->nchildren;
+        stop_child(a, &a->children[i], sig);
+        if (a->nchildren < before) {
+            i--; /* the last one moved into this place */
+        }
     }
 }
 
@@ -492,6 +694,7 @@ stop_workers(nw_arbiter *a, int graceful)
     int unlink_unix = a->reexec_pid == 0 && a->master_pid == 0
                       && !a->systemd;
 
+    run_master_point(a, NW_HOOK_STOPPING, NULL);
     nw__listen_close(&a->gen.listen, NULL, unlink_unix);
     if (a->next.settings != NULL) {
         nw__listen_close(&a->next.listen, NULL, unlink_unix);
@@ -527,7 +730,7 @@ stop_workers(nw_arbiter *a, int graceful)
             }
             c = find_child(a, pid);
             if (c != NULL) {
-                remove_child(a, c);
+                child_gone(a, c, status);
             }
         }
     }
@@ -549,6 +752,20 @@ log_lines(int level, const char *text)
         }
         text = nl ? nl + 1 : NULL;
     }
+}
+
+static int
+same_list(const nw_strlist *x, const nw_strlist *y)
+{
+    if (x->count != y->count) {
+        return 0;
+    }
+    for (size_t i = 0; i < x->count; i++) {
+        if (strcmp(x->items[i], y->items[i]) != 0) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static void
@@ -610,11 +827,22 @@ reload(nw_arbiter *a)
                 "the app's code; send USR2, then TERM to the old master, to "
                 "load new code");
     }
-    if (a->gen.settings->workers != s->workers) {
-        a->num_workers = s->workers;
+    if (!same_list(&a->gen.settings->hook_plugins, &s->hook_plugins)) {
+        nw__log(NW_LOG_WARNING,
+                "hook_plugins changed: plugins are loaded at start only; "
+                "restart narwhal (or send USR2) to load them");
     }
-    nw__log_set_level(nw__log_level_from_name(s->loglevel));
-    nw__log_reopen(s->errorlog);
+    {
+        char lerr[512];
+        nw__logs_configure(s, 1, lerr, sizeof(lerr));
+    }
+    nw__hooks_activate(s);
+    /* Gunicorn's on_reload sees the new configuration, its sockets open,
+       before its workers start */
+    run_master_point(a, NW_HOOK_ON_RELOAD, s);
+    if (a->gen.settings->workers != s->workers) {
+        set_num_workers(a, s->workers, a->num_workers);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -648,15 +876,15 @@ handle_signal(nw_arbiter *a, int sig)
         reload(a);
         return 0;
     case SIGTTIN:
-        a->num_workers++;
+        set_num_workers(a, a->num_workers + 1, a->num_workers);
         return 0;
     case SIGTTOU:
         if (a->num_workers > 1) {
-            a->num_workers--;
+            set_num_workers(a, a->num_workers - 1, a->num_workers);
         }
         return 0;
     case SIGUSR1:
-        nw__log_reopen(a->gen.settings->errorlog);
+        nw__logs_reopen();
         for (unsigned i = 0; i < a->nchildren; i++) {
             kill(a->children[i].pid, SIGUSR1);
         }
@@ -673,10 +901,12 @@ handle_signal(nw_arbiter *a, int sig)
     case SIGWINCH:
         if (a->gen.settings->daemon) {
             nw__log(NW_LOG_INFO, "graceful stop of workers");
-            a->num_workers = 0;
+            set_num_workers(a, 0, a->num_workers);
             for (unsigned i = 0; i < a->nchildren; i++) {
                 if (!a->children[i].stopping) {
-                    stop_child(&a->children[i], SIGTERM);
+                    unsigned before = a->nchildren;
+                    stop_child(a, &a->children[i], SIGTERM);
+                    i -= a->nchildren < before;
                 }
             }
         } else {
@@ -685,6 +915,23 @@ handle_signal(nw_arbiter *a, int sig)
         return 0;
     default:
         return 0;
+    }
+}
+
+/* After each pass: the worker count when it changed (Gunicorn logs it and
+   its statsd logger makes it the gunicorn.workers gauge), then the tick
+   point. */
+static void
+tick(nw_arbiter *a)
+{
+    unsigned n = running_workers(a);
+
+    if (n != a->logged_workers) {
+        a->logged_workers = n;
+        nw__log(NW_LOG_DEBUG, "%u workers", n);
+    }
+    if (nw__hooks_any(NW_HOOK_TICK, NULL)) {
+        run_master_point(a, NW_HOOK_TICK, NULL);
     }
 }
 
@@ -719,14 +966,17 @@ nw__arbiter_run(nw_arbiter *a)
     struct pollfd pfd;
 
     a->children = nw__xcalloc(a->sb.nslots, sizeof(nw_child));
-    a->num_workers = a->gen.settings->workers;
     a->last_generation = a->gen.id;
+    a->logged_workers = (unsigned) -1;
     if (setup_signals(a) != NW_OK) {
         return NW_EXIT_CONFIG;
     }
     pfd.fd = a->pipe[0];
     pfd.events = POLLIN;
+    /* Gunicorn's when_ready: sockets bound, before the first fork */
+    run_master_point(a, NW_HOOK_WHEN_READY, NULL);
     manage_workers(a);
+    tick(a);
     for (;;) {
         char sigs[64];
         ssize_t n;
@@ -750,5 +1000,6 @@ nw__arbiter_run(nw_arbiter *a)
         murder_workers(a);
         check_memory(a);
         manage_workers(a);
+        tick(a);
     }
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <narwhal/hook.h>
 #include <narwhal/worker.h>
 
 #include "pidfile.h"
@@ -68,10 +69,30 @@ typedef struct nw_arbiter {
     char **argv;            /* a copy: the original argv holds the title */
     nw_pidfile pidfile;
     const char *master_name; /* "Master", or "Master.2" */
+    unsigned logged_workers; /* the worker count last logged */
 } nw_arbiter;
 
 /* Run until stopped; returns the process's exit code. */
 int nw__arbiter_run(nw_arbiter *a);
+
+/* The arbiter of this process (the hooks' api entries and the Python
+   objects read it); attached by main before any hook runs. */
+void nw__arbiter_attach(nw_arbiter *a);
+nw_arbiter *nw__arbiter_current(void);
+
+/* The master's side of a hook context, with cfg (NULL: the settings in
+   force). */
+void nw__arbiter_hook_ctx(const nw_arbiter *a, nw_hook_ctx *ctx,
+                          const nw_settings *cfg);
+
+/* The i-th worker process of this master, as hooks see it: NW_ERROR past
+   the last (and in a worker). */
+int nw__arbiter_worker_info(unsigned i, nw_hook_worker *hw);
+
+/* The first assignment of num_workers (nworkers_changed with old None),
+   and later ones from api->set_num_workers / server.num_workers. */
+void nw__arbiter_init_num_workers(nw_arbiter *a);
+int nw__arbiter_set_num_workers(long n);
 
 /* Open the sockets of a configuration: inherited ones (systemd's
    LISTEN_FDS, NARWHAL_FD / GUNICORN_FD after USR2) or the bind list,

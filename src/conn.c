@@ -15,7 +15,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "conn.h"
+#include "hooks.h"
 #include "log.h"
 #include "memory.h"
 #include "worker_core.h"
@@ -84,6 +86,7 @@ nw__conn_open(nw_conn *c, int fd, const struct sockaddr *peer,
     c->remote_stale = 1;
     c->continue_sent = 0;
     c->failed = 0;
+    c->head_done = 0;
     nw__spool_reset(&c->spool);
 }
 
@@ -127,12 +130,23 @@ nw__conn_parse_head(nw_conn *c)
             h->head_start = h->pos;
         }
     }
-    return nw__http_parse_head(h);
+    {
+        enum nw_http_result r = nw__http_parse_head(h);
+        if (r == NW_HTTP_HEAD_DONE) {
+            c->head_done = 1;
+        }
+        return r;
+    }
 }
 
-static const char *
-peer_ip(const nw_conn *c, char *buf, size_t len)
+const char *
+nw__conn_peer_ip(const nw_conn *c, int proxy_aware, char *buf, size_t len)
 {
+    if (proxy_aware && c->proxy.present && c->proxy.has_addr) {
+        snprintf(buf, len, "%s", c->proxy.src_addr);
+        return buf;
+    }
+    buf[0] = '\0';
     if (c->peer.ss_family == AF_INET) {
         return inet_ntop(AF_INET,
                          &((const struct sockaddr_in *) &c->peer)->sin_addr,
@@ -143,7 +157,58 @@ peer_ip(const nw_conn *c, char *buf, size_t len)
                          &((const struct sockaddr_in6 *) &c->peer)->sin6_addr,
                          buf, (socklen_t) len);
     }
-    return "";
+    return buf;
+}
+
+static const char *
+peer_ip(const nw_conn *c, char *buf, size_t len)
+{
+    return nw__conn_peer_ip(c, 0, buf, len);
+}
+
+void
+nw__conn_hook_request(const nw_conn *c, nw_hook_request *hr, char *ip,
+                      size_t iplen)
+{
+    const nw_http *h = &c->http;
+    const nw_request *r = &h->req;
+    const char *t = nw__span_ptr(h, r->url), *end = t + r->url.len, *p = t;
+    const char *q, *hash;
+
+    memset(hr, 0, sizeof(*hr));
+    hr->size = sizeof(*hr);
+    hr->method = nw__span_ptr(h, r->method);
+    hr->method_len = r->method.len;
+    hr->uri = t;
+    hr->uri_len = r->url.len;
+    /* absolute-form: the path starts after the authority */
+    if (r->url.len > 0 && t[0] != '/' && !(r->url.len == 1 && t[0] == '*')) {
+        const char *scheme = memchr(t, ':', r->url.len);
+        p = end;
+        if (scheme && scheme + 2 < end && scheme[1] == '/'
+            && scheme[2] == '/') {
+            p = scheme + 3;
+            while (p < end && *p != '/' && *p != '?') {
+                p++;
+            }
+        }
+    }
+    hash = memchr(p, '#', (size_t) (end - p));
+    if (hash != NULL) {
+        end = hash;
+    }
+    q = memchr(p, '?', (size_t) (end - p));
+    hr->path = p;
+    hr->path_len = (size_t) ((q ? q : end) - p);
+    hr->query = q ? q + 1 : end;
+    hr->query_len = q ? (size_t) (end - q - 1) : 0;
+    hr->http_major = r->http_major;
+    hr->http_minor = r->http_minor;
+    hr->remote_addr = nw__conn_peer_ip(c, 1, ip, iplen);
+    hr->nheaders = r->nheaders;
+    if (c->failed) {
+        hr->flags |= NW_HOOK_REQ_BROKEN;
+    }
 }
 
 size_t
@@ -156,6 +221,13 @@ nw__conn_refusal(nw_conn *c, char *out, size_t cap)
 
     nw__log(NW_LOG_WARNING, "Invalid request from ip=%s: %s",
             peer_ip(c, ip, sizeof(ip)), why);
+    if (c->head_done
+        && (nw__hook_mask
+            & (NW_HOOK_BIT(NW_HOOK_ACCESS) | NW_HOOK_BIT_ACCESSLOG))) {
+        /* Gunicorn logs a request refused after its head was parsed (its
+           handle_error has the request then) */
+        nw__access_refused(c, status);
+    }
     return nw__resp_error(status, why, out, cap);
 }
 
@@ -226,6 +298,7 @@ nw__conn_next(nw_conn *c)
     nw__http_reset(&c->http);
     nw__spool_reset(&c->spool);
     c->continue_sent = 0;
+    c->head_done = 0;
     c->nrequests++;
 }
 

@@ -40,6 +40,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <narwhal/hook.h>
 #include <narwhal/worker.h>
 
 #include "http.h"
@@ -132,9 +133,14 @@ struct nw_conn {
     unsigned failed : 1;     /* the response broke: close, write no more */
     unsigned use_file : 1;   /* the result goes out with sendfile() */
     unsigned pulling : 1;    /* inside nw__wsgi_pull */
+    unsigned head_done : 1;  /* this request's head was parsed */
+    unsigned req_active : 1; /* the app was called: its end is pending */
     unsigned cut_short : 1;  /* the app failed after write(): what it
                                 wrote goes out, then the close */
     int error_status;        /* an error response replaces the app's */
+    uint64_t t_start_us;     /* after pre_request, when a request's end
+                                is observed (access log, hooks) */
+    PyObject *py_req;        /* the Python hooks' req, pre to post */
 
     /* Python objects reused from request to request, unless the app kept
        a reference to one (then a fresh one is made) */
@@ -214,6 +220,15 @@ int nw__conn_write_all(nw_conn *c, struct iovec *iov, int n, int gil_held);
 
 /* Blocking I/O: write what a pull produced (iovecs, file segment). */
 int nw__conn_write_out(nw_conn *c, nw_out *out, int gil_held);
+
+/* The client's IP as text ("" for a unix socket); with proxy_aware, the
+   PROXY protocol's source when there is one. */
+const char *nw__conn_peer_ip(const nw_conn *c, int proxy_aware, char *buf,
+                             size_t len);
+
+/* The request as hooks see it (ip: room for the address text). */
+void nw__conn_hook_request(const nw_conn *c, nw_hook_request *hr, char *ip,
+                           size_t iplen);
 
 /* Event mode: api->conn_new ... conn_free (conn_event.c). */
 nw_conn *nw__econn_new(nw_worker *w);

@@ -9,11 +9,13 @@
 
 #include <narwhal/version.h>
 
+#include "accesslog.h"
 #include "api.h"
 #include "arbiter.h"
 #include "config_files.h"
 #include "conn.h"
 #include "exitcodes.h"
+#include "hooks.h"
 #include "log.h"
 #include "memory.h"
 #include "plugin.h"
@@ -51,6 +53,7 @@ load_worker_class(nw_settings *s, const nw_worker_class **cls)
 static int
 finish(nw_settings *s, int code)
 {
+    nw__logs_python_off();
     /* the settings hold Python objects (hooks): dropped first */
     nw__settings_free(s);
     free(s);
@@ -169,6 +172,12 @@ main(int argc, char **argv)
         }
         nw__conn_config_free(&cc);
     }
+    if (nw__access_check(settings, err, sizeof(err)) != NW_OK
+        || nw__hooks_load(settings, err, sizeof(err)) != NW_OK) {
+        nw__log(NW_LOG_ERROR, "Error: %s", err);
+        return finish(settings, NW_EXIT_CONFIG);
+    }
+    nw__hooks_activate(settings);
 
     memset(&arbiter, 0, sizeof(arbiter));
     arbiter.gen.settings = settings;
@@ -189,9 +198,26 @@ main(int argc, char **argv)
         nw__log(NW_LOG_ERROR, "Error: %s", err);
         return finish(settings, NW_EXIT_CONFIG);
     }
-    nw__log_reopen(settings->errorlog);
+    if ((settings->logconfig != NULL || settings->logconfig_json != NULL
+         || settings->logconfig_dict.obj != NULL)
+        && nw__python_start_arbiter(settings, argc, args) != NW_OK) {
+        return finish(settings, NW_EXIT_CONFIG);
+    }
+    if (nw__logs_configure(settings, 0, err, sizeof(err)) != NW_OK) {
+        nw__log(NW_LOG_ERROR, "Error: %s", err);
+        return finish(settings, NW_EXIT_CONFIG);
+    }
     if (create_pidfile(&arbiter, settings) != NW_OK) {
         return finish(settings, NW_EXIT_CONFIG);
+    }
+    nw__arbiter_attach(&arbiter);
+    /* Gunicorn sets num_workers (nworkers_changed, old None) when the
+       Arbiter is made, then runs on_starting before its sockets */
+    nw__arbiter_init_num_workers(&arbiter);
+    {
+        nw_hook_ctx ctx;
+        nw__arbiter_hook_ctx(&arbiter, &ctx, NULL);
+        nw__hooks_run(NW_HOOK_ON_STARTING, &ctx);
     }
     nw__log(NW_LOG_INFO, "Starting narwhal %s", NW_VERSION);
     if (nw__listen_open(&arbiter, settings, &arbiter.gen.listen, NULL)
@@ -219,6 +245,11 @@ main(int argc, char **argv)
     }
     code = nw__arbiter_run(&arbiter);
     nw__pidfile_unlink(&arbiter.pidfile);
+    {
+        nw_hook_ctx ctx;
+        nw__arbiter_hook_ctx(&arbiter, &ctx, NULL);
+        nw__hooks_run(NW_HOOK_ON_EXIT, &ctx);
+    }
     nw__scoreboard_destroy(&arbiter.sb);
     free(arbiter.children);
     free(arbiter.exec_path);

@@ -13,6 +13,9 @@
 #ifndef NW_PLUGINDIR
 #define NW_PLUGINDIR "/usr/local/lib/narwhal/workers"
 #endif
+#ifndef NW_HOOKDIR
+#define NW_HOOKDIR "/usr/local/lib/narwhal/hooks"
+#endif
 
 /* Spellings Gunicorn users already have in their command lines. */
 static const struct {
@@ -147,6 +150,33 @@ search_dirs(const char *list, const char *name, char *path, size_t pathlen,
     return 0;
 }
 
+/* NAME.so in plugin_path, NARWHAL_PLUGIN_PATH, the build tree when run
+   uninstalled (BUILD/<subdir>/NAME/.libs), then the installed directory. */
+static int
+search_name(const char *name, const nw_settings *s, const char *subdir,
+            const char *installed, char *path, size_t pathlen, char *tried,
+            size_t triedlen)
+{
+    if (search_dirs(s->plugin_path, name, path, pathlen, tried, triedlen)
+        || search_dirs(getenv("NARWHAL_PLUGIN_PATH"), name, path, pathlen,
+                       tried, triedlen)) {
+        return 1;
+    }
+#ifdef NW_BUILD_TOPDIR
+    if (running_uninstalled()) {
+        char dir[PATH_MAX], sub[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/%s", NW_BUILD_TOPDIR, subdir);
+        snprintf(sub, sizeof(sub), "%s/.libs", name);
+        if (try_path(dir, sub, name, path, pathlen, tried, triedlen)) {
+            return 1;
+        }
+    }
+#else
+    (void) subdir;
+#endif
+    return try_path(installed, NULL, name, path, pathlen, tried, triedlen);
+}
+
 int
 nw__plugin_find(const char *spec, const nw_settings *s, char *path,
                 size_t pathlen, char *err, size_t errlen)
@@ -176,24 +206,8 @@ nw__plugin_find(const char *spec, const nw_settings *s, char *path,
                  spec);
         return NW_ERROR;
     }
-    if (search_dirs(s->plugin_path, name, path, pathlen, tried,
-                    sizeof(tried))
-        || search_dirs(getenv("NARWHAL_PLUGIN_PATH"), name, path, pathlen,
-                       tried, sizeof(tried))) {
-        return NW_OK;
-    }
-#ifdef NW_BUILD_TOPDIR
-    if (running_uninstalled()) {
-        char sub[PATH_MAX];
-        snprintf(sub, sizeof(sub), "%s/.libs", name);
-        if (try_path(NW_BUILD_TOPDIR "/plugins", sub, name, path, pathlen,
-                     tried, sizeof(tried))) {
-            return NW_OK;
-        }
-    }
-#endif
-    if (try_path(NW_PLUGINDIR, NULL, name, path, pathlen, tried,
-                 sizeof(tried))) {
+    if (search_name(name, s, "plugins", NW_PLUGINDIR, path, pathlen, tried,
+                    sizeof(tried))) {
         return NW_OK;
     }
     snprintf(err, errlen,
@@ -204,20 +218,54 @@ nw__plugin_find(const char *spec, const nw_settings *s, char *path,
     return NW_ERROR;
 }
 
+int
+nw__hook_plugin_find(const char *spec, const nw_settings *s, char *path,
+                     size_t pathlen, char *err, size_t errlen)
+{
+    char tried[1024] = "";
+
+    if (strchr(spec, '/') != NULL) {
+        if (access(spec, F_OK) != 0) {
+            snprintf(err, errlen,
+                     "hook plugin %s: %s; give the path of a narwhal hook "
+                     "plugin (.so)",
+                     spec, strerror(errno));
+            return NW_ERROR;
+        }
+        snprintf(path, pathlen, "%s", spec);
+        return NW_OK;
+    }
+    if (!name_is_plain(spec)) {
+        snprintf(err, errlen,
+                 "hook plugin '%s' not found: give a plugin name (sdnotify, "
+                 "statsd) or a path to a .so",
+                 spec);
+        return NW_ERROR;
+    }
+    if (search_name(spec, s, "hooks", NW_HOOKDIR, path, pathlen, tried,
+                    sizeof(tried))) {
+        return NW_OK;
+    }
+    snprintf(err, errlen,
+             "hook plugin '%s' not found (looked for %s); give a path to "
+             "the .so, or add its directory with --plugin-path",
+             spec, tried);
+    return NW_ERROR;
+}
+
 #define FP_FIELD(f, what)                                                     \
     if (got->f != want.f) {                                                   \
         snprintf(err, errlen,                                                 \
-                 "worker plugin %s: build fingerprint %s is %u, this "        \
-                 "narwhal's is %u (%s); rebuild the plugin against the "      \
-                 "headers narwhal was built with (pkg-config --cflags "       \
-                 "narwhal)",                                                  \
-                 path, #f, (unsigned) got->f, (unsigned) want.f, what);       \
+                 "%s %s: build fingerprint %s is %u, this narwhal's is %u "   \
+                 "(%s); rebuild the plugin against the headers narwhal was "  \
+                 "built with (pkg-config --cflags narwhal)",                  \
+                 kind, path, #f, (unsigned) got->f, (unsigned) want.f, what); \
         return NW_ERROR;                                                      \
     }
 
 static int
-check_fingerprint(const nw_build_fingerprint *got, const char *path,
-                  char *err, size_t errlen)
+check_fingerprint(const nw_build_fingerprint *got, const char *kind,
+                  const char *path, char *err, size_t errlen)
 {
     static const nw_build_fingerprint want = NW_BUILD_FINGERPRINT;
     char what[160];
@@ -236,9 +284,9 @@ check_fingerprint(const nw_build_fingerprint *got, const char *path,
     /* Compare the whole struct too, so a field added later is covered. */
     if (memcmp(got, &want, sizeof(want)) != 0) {
         snprintf(err, errlen,
-                 "worker plugin %s: build fingerprint differs from this "
-                 "narwhal's; rebuild the plugin against its headers",
-                 path);
+                 "%s %s: build fingerprint differs from this narwhal's; "
+                 "rebuild the plugin against its headers",
+                 kind, path);
         return NW_ERROR;
     }
     return NW_OK;
@@ -282,7 +330,8 @@ nw__worker_class_check(const nw_worker_class *c, const char *path, char *err,
                  path, (unsigned) c->abi_minor, NW_VERSION, NW_ABI_MINOR);
         return NW_ERROR;
     }
-    if (check_fingerprint(&c->build, path, err, errlen) != NW_OK) {
+    if (check_fingerprint(&c->build, "worker plugin", path, err, errlen)
+        != NW_OK) {
         return NW_ERROR;
     }
     if (c->name == NULL || c->name[0] == '\0') {
@@ -357,5 +406,104 @@ nw__plugin_load(const char *path, const nw_api *api,
     /* The handle stays open for the life of the process: workers never
        unload their class. */
     *out = c;
+    return NW_OK;
+}
+
+int
+nw__hook_plugin_check(const nw_hook_plugin *p, const char *path, char *err,
+                      size_t errlen)
+{
+    const size_t need = offsetof(nw_hook_plugin, reserved);
+
+    if (p->magic != NW_HOOK_MAGIC) {
+        snprintf(err, errlen,
+                 "hook plugin %s: magic is 0x%08x, expected 0x%08x: not a "
+                 "narwhal hook plugin, or a corrupt one; rebuild it against "
+                 "narwhal's headers (pkg-config --cflags narwhal)",
+                 path, (unsigned) p->magic, NW_HOOK_MAGIC);
+        return NW_ERROR;
+    }
+    if (p->abi_major != NW_ABI_MAJOR) {
+        snprintf(err, errlen,
+                 "hook plugin %s: abi_major is %u, this narwhal (%s) has %u; "
+                 "rebuild the plugin against this narwhal's headers "
+                 "(pkg-config --cflags narwhal)",
+                 path, (unsigned) p->abi_major, NW_VERSION, NW_ABI_MAJOR);
+        return NW_ERROR;
+    }
+    if (p->size < need) {
+        snprintf(err, errlen,
+                 "hook plugin %s: size is %u bytes, this narwhal needs at "
+                 "least %zu: the descriptor is truncated; rebuild the plugin "
+                 "against this narwhal's headers",
+                 path, (unsigned) p->size, need);
+        return NW_ERROR;
+    }
+    if (p->abi_minor > NW_ABI_MINOR) {
+        snprintf(err, errlen,
+                 "hook plugin %s: abi_minor is %u, this narwhal (%s) "
+                 "provides %u; upgrade narwhal, or rebuild the plugin "
+                 "against this narwhal's headers",
+                 path, (unsigned) p->abi_minor, NW_VERSION, NW_ABI_MINOR);
+        return NW_ERROR;
+    }
+    if (check_fingerprint(&p->build, "hook plugin", path, err, errlen)
+        != NW_OK) {
+        return NW_ERROR;
+    }
+    if (p->name == NULL || p->name[0] == '\0') {
+        snprintf(err, errlen,
+                 "hook plugin %s: name is empty; give one in "
+                 "NW_HOOK_PLUGIN(name, summary)",
+                 path);
+        return NW_ERROR;
+    }
+    return NW_OK;
+}
+
+int
+nw__hook_plugin_open(const char *path, const nw_hook_plugin **info,
+                     nw_hook_entry_fn *entry, char *err, size_t errlen)
+{
+    void *handle;
+    nw_hook_info_fn info_fn;
+    const char *why;
+
+    handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (handle == NULL) {
+        why = dlerror();
+        snprintf(err, errlen,
+                 "hook plugin %s cannot be loaded: %s; check that it is a "
+                 "shared object built for this system",
+                 path, why ? why : "unknown error");
+        return NW_ERROR;
+    }
+    *(void **) &info_fn = dlsym(handle, NW_HOOK_INFO_SYMBOL);
+    *(void **) entry = dlsym(handle, NW_HOOK_ENTRY_SYMBOL);
+    if (info_fn == NULL || *entry == NULL) {
+        const char *missing = info_fn == NULL ? NW_HOOK_INFO_SYMBOL
+                                              : NW_HOOK_ENTRY_SYMBOL;
+        snprintf(err, errlen,
+                 "hook plugin %s: no %s function: not a narwhal hook plugin; "
+                 "it must use NW_HOOK_PLUGIN(...) and export %s (see "
+                 "doc/hooks.md)",
+                 path, missing, NW_HOOK_ENTRY_SYMBOL);
+        dlclose(handle);
+        return NW_ERROR;
+    }
+    *info = info_fn();
+    if (*info == NULL) {
+        snprintf(err, errlen,
+                 "hook plugin %s: %s returned NULL; it must return its "
+                 "NW_HOOK_PLUGIN descriptor",
+                 path, NW_HOOK_INFO_SYMBOL);
+        dlclose(handle);
+        return NW_ERROR;
+    }
+    if (nw__hook_plugin_check(*info, path, err, errlen) != NW_OK) {
+        dlclose(handle);
+        return NW_ERROR;
+    }
+    /* kept open for the life of the process, as worker classes */
     return NW_OK;
 }

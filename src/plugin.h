@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include <narwhal/hook.h>
 #include <narwhal/worker.h>
 
 #include "settings.h"
@@ -30,5 +31,22 @@ int nw__worker_class_check(const nw_worker_class *c, const char *path,
 /* dlopen(RTLD_NOW | RTLD_LOCAL), call the entry, check the descriptor. */
 int nw__plugin_load(const char *path, const nw_api *api,
                     const nw_worker_class **out, char *err, size_t errlen);
+
+/* A hook plugin's .so for --hook-plugin spec: a path if it contains '/',
+   else NAME.so searched like worker plugins (plugin_path,
+   NARWHAL_PLUGIN_PATH, the build tree's hooks/, the installed hooks
+   directory). */
+int nw__hook_plugin_find(const char *spec, const nw_settings *s, char *path,
+                         size_t pathlen, char *err, size_t errlen);
+
+/* The hook plugin descriptor checks (as nw__worker_class_check). */
+int nw__hook_plugin_check(const nw_hook_plugin *p, const char *path,
+                          char *err, size_t errlen);
+
+/* dlopen(RTLD_NOW | RTLD_LOCAL), find both functions, call
+   narwhal_hook_info and check what it returns.  The entry is not
+   called. */
+int nw__hook_plugin_open(const char *path, const nw_hook_plugin **info,
+                         nw_hook_entry_fn *entry, char *err, size_t errlen);
 
 #endif

@@ -11,6 +11,7 @@
 #include "appspec.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "pyhooks.h"
 #include "python.h"
 #include "wsgi.h"
 
@@ -123,6 +124,8 @@ nw__python_start(const nw_settings *s, int argc, char **argv)
     if (Py_IsInitialized()) {
         return NW_OK;
     }
+    /* `import narwhal` finds the hooks' module */
+    nw__pymodule_register();
     PyConfig_InitPythonConfig(&config);
     /* narwhal owns the process's signals (SIGINT, SIGPIPE, ...) */
     config.install_signal_handlers = 0;

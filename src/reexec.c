@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "arbiter.h"
+#include "hooks.h"
 #include "log.h"
 #include "memory.h"
 #include "proctitle.h"
+#include "python_arbiter.h"
 
 extern char **environ;
 
@@ -122,6 +124,12 @@ exec_new_master(nw_arbiter *a, pid_t old_master)
         nw__log(NW_LOG_WARNING, "cannot return to %s: %s", a->start_cwd,
                 strerror(errno));
     }
+    {
+        /* Gunicorn's pre_exec, in the child about to become the master */
+        nw_hook_ctx ctx;
+        nw__arbiter_hook_ctx(a, &ctx, NULL);
+        nw__hooks_run(NW_HOOK_PRE_EXEC, &ctx);
+    }
     execve(a->exec_path, a->argv, env);
     nw__log(NW_LOG_ERROR, "cannot re-execute %s: %s", a->exec_path,
             strerror(errno));
@@ -132,11 +140,15 @@ pid_t
 nw__reexec(nw_arbiter *a)
 {
     pid_t master = getpid();
-    pid_t pid = fork();
+    pid_t pid;
 
+    nw__python_before_fork();
+    pid = fork();
     if (pid == 0) {
+        nw__python_after_fork_child();
         exec_new_master(a, master);
     }
+    nw__python_after_fork_parent();
     if (pid < 0) {
         nw__log(NW_LOG_ERROR, "cannot fork to re-execute: %s",
                 strerror(errno));

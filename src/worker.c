@@ -14,11 +14,14 @@
 #include <sys/prctl.h>
 #endif
 
+#include "accesslog.h"
 #include "exitcodes.h"
+#include "hooks.h"
 #include "log.h"
 #include "memory.h"
 #include "privileges.h"
 #include "proctitle.h"
+#include "pyhooks.h"
 #include "python.h"
 #include "sockets.h"
 #include "worker_core.h"
@@ -26,6 +29,57 @@
 
 /* The signal handler reaches the worker through this. */
 static nw_worker_core *self_core;
+
+/* What hooks see of this worker. */
+static unsigned self_number;
+static uint64_t self_age;
+static pid_t self_ppid;
+static int self_booted;
+
+void
+nw__worker_hook_info(nw_hook_worker *hw)
+{
+    memset(hw, 0, sizeof(*hw));
+    hw->size = sizeof(*hw);
+    hw->status = -1;
+    if (self_core == NULL) {
+        return;
+    }
+    hw->pid = getpid();
+    hw->ppid = self_ppid;
+    hw->number = self_number;
+    hw->age = self_age;
+    hw->requests = self_core->requests;
+    if (self_core->stop == NW_RUN) {
+        hw->flags |= NW_HOOK_WORKER_ALIVE;
+    }
+    if (self_booted) {
+        hw->flags |= NW_HOOK_WORKER_BOOTED;
+    }
+}
+
+/* A worker-side point about this worker (the server is the master's
+   state as the fork left it, as in Gunicorn). */
+static void
+run_self_point(unsigned point)
+{
+    nw_hook_ctx ctx;
+    nw_hook_worker hw;
+
+    if (!NW__HOOK_ON(point)) {
+        return;
+    }
+    memset(&ctx, 0, sizeof(ctx));
+    nw__worker_hook_info(&hw);
+    if (point == NW_HOOK_WORKER_ABORT) {
+        hw.flags |= NW_HOOK_WORKER_ABORTED;
+        hw.flags &= ~NW_HOOK_WORKER_ALIVE;
+    }
+    ctx.cfg = self_core->settings;
+    ctx.worker = &hw;
+    ctx.master_pid = self_ppid;
+    nw__hooks_run(point, &ctx);
+}
 
 static const int worker_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1,
                                      SIGWINCH};
@@ -75,7 +129,12 @@ on_abort(int sig, siginfo_t *info, void *ctx)
     if (info != NULL && info->si_code == SI_USER
         && info->si_pid == arbiter_pid) {
         /* the arbiter's heartbeat timeout: leave at once, as Gunicorn's
-           worker does */
+           worker does, after its worker_abort and worker_exit hooks.
+           (Python runs them from this handler: a Python hook can take the
+           GIL when the app waits in a blocking call, the usual reason for
+           a timeout; a worker stuck holding it was lost anyway.) */
+        run_self_point(NW_HOOK_WORKER_ABORT);
+        run_self_point(NW_HOOK_WORKER_EXIT);
         _exit(1);
     }
     /* a real abort(): keep its default action (and core dump) */
@@ -192,7 +251,7 @@ nw__worker_should_stop(nw_worker *w)
     if (pending != 0) {
         core->pending = 0;
         if (pending & (1 << SIGUSR1)) {
-            nw__log_reopen(core->settings->errorlog);
+            nw__logs_reopen();
         }
         for (size_t i = 0; i < sizeof(worker_signals) / sizeof(int); i++) {
             int sig = worker_signals[i];
@@ -216,9 +275,10 @@ heartbeat_interval_ms(const nw_settings *s)
 }
 
 static void __attribute__((noreturn))
-leave(int code, int python_up)
+leave(int code, int py)
 {
-    if (python_up) {
+    if (py) {
+        nw__logs_python_off();
         Py_FinalizeEx();
     }
     _exit(code);
@@ -305,6 +365,19 @@ nw__worker_main(const nw_worker_spawn *sp)
     nw__proctitle_set("narwhal: worker [%s]", nw__proc_name(s));
     nw__log(NW_LOG_INFO, "Booting worker with pid: %ld", (long) getpid());
     core.settings = s;
+    self_number = sp->number;
+    self_age = sp->age;
+    self_ppid = sp->ppid;
+    nw__hooks_activate(s);
+    {
+        char err[512];
+        if (nw__access_setup(s, err, sizeof(err)) != NW_OK) {
+            nw__log(NW_LOG_ERROR, "Error: access_log_format: %s", err);
+            _exit(NW_EXIT_WORKER_BOOT);
+        }
+    }
+    /* Gunicorn's post_fork: still the master's user and group */
+    run_self_point(NW_HOOK_POST_FORK);
 
     /* As Gunicorn: the worker's user and group are taken after post_fork,
        before the app is loaded */
@@ -365,8 +438,11 @@ nw__worker_main(const nw_worker_spawn *sp)
     w->wakeup_fd = core.wake[0];
     w->heartbeat_interval_ms = heartbeat_interval_ms(s);
     w->core = &core;
+    nw__hook_self = w;
     core.conn = nw__xmalloc(sizeof(nw_conn));
     nw__conn_init(core.conn, w, &core.cfg, NW_CONN_BLOCKING);
+    self_booted = 1;
+    run_self_point(NW_HOOK_POST_WORKER_INIT);
 
     ts = PyEval_SaveThread();
     if (sp->cls->init != NULL && sp->cls->init(w) != NW_OK) {
@@ -381,7 +457,11 @@ nw__worker_main(const nw_worker_spawn *sp)
     PyEval_RestoreThread(ts);
 
     atomic_store(&core.slot->state, NW_SLOT_STOPPING);
+    if (core.stop == NW_STOP_QUICK) {
+        run_self_point(NW_HOOK_WORKER_INT);
+    }
     nw__log(NW_LOG_INFO, "Worker exiting (pid: %ld)", (long) getpid());
+    run_self_point(NW_HOOK_WORKER_EXIT);
     Py_CLEAR(core.app);
     leave(rc, 1);
 }

@@ -36,6 +36,7 @@ typedef struct nw_worker_spawn {
     unsigned nlisteners;
     nw_slot *slot;
     unsigned number;
+    uint64_t age;               /* spawn order */
     pid_t ppid;
     int close_fds[2];           /* the arbiter's own pipe, closed here */
     int argc;

@@ -13,6 +13,8 @@
 
 #include <narwhal/version.h>
 
+#include "accesslog.h"
+#include "hooks.h"
 #include "log.h"
 #include "memory.h"
 #include "wsgi.h"
@@ -860,6 +862,15 @@ nw__wsgi_call(nw_conn *c, PyObject *app)
     PyObject *args;
 
     start_request(c);
+    if ((nw__hook_mask & NW_REQUEST_HOOKS)
+        && nw__request_begin(c) != NW_OK) {
+        /* a pre_request hook failed (its traceback is logged): a 500, as
+           Gunicorn's handle_error, and post_request still runs */
+        c->error_status = 500;
+        c->resp.must_close = 1;
+        c->phase = NW_WSGI_FINISH;
+        return NW_ERROR;
+    }
     if (ensure_objects(c) != NW_OK) {
         goto error;
     }

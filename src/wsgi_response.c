@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "accesslog.h"
+#include "hooks.h"
 #include "log.h"
 #include "memory.h"
 #include "wsgi.h"
@@ -992,6 +994,9 @@ nw__wsgi_finish(nw_conn *c)
             Py_XDECREF(r);
         }
         Py_CLEAR(c->result);
+    }
+    if (c->req_active) {
+        nw__request_end(c);
     }
     Py_CLEAR(c->environ);
     c->phase = NW_WSGI_IDLE;

@@ -41,6 +41,12 @@
 typedef struct nw_worker nw_worker;
 typedef struct nw_worker_class nw_worker_class;
 
+/* Hook plugins (hook.h): the registry handed to narwhal_hook_entry, the
+   context every callback gets, and a callback. */
+typedef struct nw_hook_registry nw_hook_registry;
+typedef struct nw_hook_ctx nw_hook_ctx;
+typedef int (*nw_hook_fn)(const nw_hook_ctx *ctx, void *data);
+
 /* The effective settings; opaque, read through the config_* entries. */
 typedef struct nw_config nw_config;
 
@@ -164,6 +170,29 @@ typedef struct nw_api {
     void (*conn_close)(nw_conn *c);
     /* GIL.  Free a closed slot. */
     void (*conn_free)(nw_conn *c);
+
+    /* ---- ABI 1.2 (2026-11-24): hooks (hook.h) ---- */
+
+    /* From narwhal_hook_entry: call fn(ctx, data) at `point` (NW_HOOK_*),
+       in `order` (NW_HOOK_ORDER_*; lower first).  NW_OK, or NW_ERROR for
+       a point this core does not have (a newer plugin can do without
+       it) or a call made outside the entry. */
+    int (*hook_add)(nw_hook_registry *reg, unsigned point, nw_hook_fn fn,
+                    void *data, int order);
+
+    /* The index-th header of the request (response = 0) or of the
+       response (1) a request point is about: NW_OK with the name and value
+       (not NUL-terminated; request names as sent, response names as the
+       app gave them), or NW_ERROR past the last one. */
+    int (*hook_header)(const nw_hook_ctx *ctx, int response, unsigned index,
+                       const char **name, size_t *name_len,
+                       const char **value, size_t *value_len);
+
+    /* In the master: set the number of workers wanted, as Gunicorn's
+       `server.num_workers = n` (nworkers_changed runs; the master starts
+       or stops workers to match).  NW_OK, or NW_ERROR in a worker process
+       or for n < 0. */
+    int (*set_num_workers)(long n);
 } nw_api;
 
 /* True if the running core's table has the entry `field`. */

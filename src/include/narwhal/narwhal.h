@@ -9,5 +9,6 @@
 #include "fingerprint.h"
 #include "api.h"
 #include "worker.h"
+#include "hook.h"
 
 #endif /* NARWHAL_H */

@@ -15,13 +15,16 @@
  *                    gil_release, gil_acquire, conn_new, conn_open,
  *                    conn_recv, conn_call, conn_send, conn_close,
  *                    conn_free.
+ *   1.2  2026-11-24  hook plugins (hook.h: narwhal_hook_info and
+ *                    narwhal_hook_entry); nw_api gains hook_add,
+ *                    hook_header, set_num_workers.
  */
 #ifndef NARWHAL_VERSION_H
 #define NARWHAL_VERSION_H
 
 #define NW_VERSION        "0.1.0"
 #define NW_ABI_MAJOR      1
-#define NW_ABI_MINOR      1
+#define NW_ABI_MINOR      2
 
 /* True when the core a plugin runs in provides at least ABI major.minor. */
 #define NW_ABI_AT_LEAST(api, major, minor)                                    \
