@@ -59,6 +59,9 @@
    the app's bytes objects (kept alive in refs until written), then
    optionally a file segment for sendfile(), then more iovecs (a chunk's
    CRLF) after it. */
+/* Header ids below this have their last value kept per connection. */
+#define NW_CONN_HEADER_CACHE (NW_HDR_ACCEPT_CHARSET + 1)
+
 typedef struct nw_out {
     struct iovec iov[NW_OUT_IOV];
     int niov;
@@ -152,6 +155,9 @@ struct nw_conn {
     PyObject *remote_addr;
     PyObject *remote_port;
     unsigned remote_stale : 1;
+    /* the last value of each of the first header ids (Host to
+       Accept-Charset), reused while a client repeats it */
+    PyObject *header_cache[NW_CONN_HEADER_CACHE];
 
     /* the head being written */
     char *head;

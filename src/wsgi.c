@@ -364,6 +364,31 @@ ipv4_str(const struct in_addr *a, char *out)
     return n - 1;
 }
 
+/* The value of a header a client repeats on every request of a
+   connection (Host, User-Agent, Accept...): the string made for the last
+   request is reused when the bytes are the same. */
+static PyObject *
+header_value(nw_conn *c, unsigned id, const char *value, size_t len)
+{
+    PyObject *v;
+
+    if (id == NW_HDR_OTHER || id >= NW_CONN_HEADER_CACHE) {
+        return PyUnicode_DecodeLatin1(value, (Py_ssize_t) len, NULL);
+    }
+    v = c->header_cache[id];
+    if (v != NULL && (size_t) PyUnicode_GET_LENGTH(v) == len
+        && memcmp(PyUnicode_1BYTE_DATA(v), value, len) == 0) {
+        Py_INCREF(v);
+        return v;
+    }
+    v = PyUnicode_DecodeLatin1(value, (Py_ssize_t) len, NULL);
+    if (v != NULL) {
+        Py_INCREF(v);
+        Py_XSETREF(c->header_cache[id], v);
+    }
+    return v;
+}
+
 static int
 set_peer(nw_conn *c, PyObject *env)
 {
@@ -682,7 +707,7 @@ build_environ(nw_conn *c)
                 goto fail;
             }
         }
-        val = PyUnicode_DecodeLatin1(value, (Py_ssize_t) hd->value.len, NULL);
+        val = header_value(c, hd->id, value, hd->value.len);
         if (val == NULL) {
             Py_DECREF(key);
             goto fail;
@@ -831,6 +856,9 @@ nw__wsgi_release(nw_conn *c)
     Py_CLEAR(c->queued);
     Py_CLEAR(c->remote_addr);
     Py_CLEAR(c->remote_port);
+    for (int i = 0; i < NW_CONN_HEADER_CACHE; i++) {
+        Py_CLEAR(c->header_cache[i]);
+    }
 }
 
 static void
