@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from helpers import TEST_PLUGINS, exchange, parse_response, wait_for
+from helpers import (TEST_PLUGINS, exchange, parse_response, parse_responses,
+                     wait_for)
 
 KEEPALIVE = os.path.join(TEST_PLUGINS, "keepalive.so")
 
@@ -117,3 +118,25 @@ def test_bad_forwarded_allow_ips_is_refused_at_start(server):
                      "echo"])
     assert code in (1, 2)
     assert "'nowhere' is not an IP address" in out
+
+
+@pytest.mark.parametrize("klass", ["ev", KEEPALIVE])
+def test_kept_connection_sees_each_requests_own_headers(server, klass):
+    """Header values and the peer are reused along a kept connection only
+    while the bytes are the same: a changed Host or User-Agent is seen."""
+    s = server("-k", klass, app="echo", workers_ready=1)
+    raw = b""
+    for host, agent in ((b"a.example", b"one"), (b"a.example", b"one"),
+                        (b"b.example:81", b"two"), (b"a.example", b"")):
+        raw += (b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nUser-Agent: "
+                + agent + b"\r\n\r\n")
+    envs = [json.loads(body) for _, _, body in parse_responses(
+        exchange(s.port, raw))]
+    assert [(e["HTTP_HOST"], e["HTTP_USER_AGENT"]) for e in envs] == [
+        ("a.example", "one"), ("a.example", "one"),
+        ("b.example:81", "two"), ("a.example", "")]
+    assert len({(e["REMOTE_ADDR"], e["REMOTE_PORT"]) for e in envs}) == 1
+    # a new connection from another port gets its own REMOTE_PORT
+    other = json.loads(parse_responses(exchange(s.port, raw[:raw.index(
+        b"\r\n\r\n") + 4]))[0][2])
+    assert other["REMOTE_PORT"] != envs[0]["REMOTE_PORT"]
