@@ -109,6 +109,21 @@ setting_value(const nw_settings *s, const nw_setting_def *d)
     Py_RETURN_NONE;
 }
 
+/* Settings a Config object may still read: a reload frees the settings
+   it replaces, and a Python object kept by a hook can outlive them. */
+static int
+settings_alive(const nw_settings *s, unsigned long serial)
+{
+    nw_arbiter *a = nw__arbiter_current();
+
+    if (!((running != NULL && running->cfg == s)
+          || (nw__hook_self != NULL && nw__hook_self->cfg == s)
+          || (a != NULL && (a->gen.settings == s || a->next.settings == s)))) {
+        return 0;
+    }
+    return s->serial == serial;
+}
+
 static PyObject *
 py_setting(PyObject *self, PyObject *args)
 {
@@ -123,6 +138,14 @@ py_setting(PyObject *self, PyObject *args)
     }
     s = PyCapsule_GetPointer(cap, "narwhal.settings");
     if (s == NULL) {
+        return NULL;
+    }
+    if (!settings_alive(s, (unsigned long) (uintptr_t) PyCapsule_GetContext(
+                               cap))) {
+        /* a hook kept server.cfg across reloads: those settings are gone */
+        PyErr_SetString(PyExc_ReferenceError,
+                        "these settings were replaced by a reload: read "
+                        "server.cfg again");
         return NULL;
     }
     if (strcmp(name, "app_module") == 0 || strcmp(name, "app_uri") == 0) {
@@ -159,17 +182,22 @@ config_object(const nw_settings *s)
        build one per call */
     static PyObject *cached;
     static const nw_settings *cached_for;
+    static unsigned long cached_serial;
     PyObject *mod, *cls, *cap, *obj = NULL;
 
     if (s == NULL) {
         Py_RETURN_NONE;
     }
-    if (cached != NULL && cached_for == s) {
+    if (cached != NULL && cached_for == s && cached_serial == s->serial) {
         return Py_NewRef(cached);
     }
     mod = PyImport_ImportModule("narwhal");
     cls = mod ? PyObject_GetAttrString(mod, "Config") : NULL;
     cap = PyCapsule_New((void *) s, "narwhal.settings", NULL);
+    if (cap != NULL
+        && PyCapsule_SetContext(cap, (void *) (uintptr_t) s->serial) != 0) {
+        Py_CLEAR(cap);
+    }
     if (cls != NULL && cap != NULL) {
         obj = PyObject_CallOneArg(cls, cap);
     }
@@ -179,6 +207,7 @@ config_object(const nw_settings *s)
     if (obj != NULL) {
         Py_XSETREF(cached, Py_NewRef(obj));
         cached_for = s;
+        cached_serial = s->serial;
     }
     return obj;
 }

@@ -1035,9 +1035,11 @@ nw__setting_set_pyref(nw_settings *s, const nw_setting_def *d, nw_pyref *ref,
 void
 nw__settings_init(nw_settings *s)
 {
+    static unsigned long serials;
     char err[256];
 
     memset(s, 0, sizeof(*s));
+    s->serial = ++serials;
     for (size_t i = 0; i < NW_SETTING_COUNT; i++) {
         const nw_setting_def *d = &nw__setting_defs[i];
         nw_value v;

@@ -113,6 +113,9 @@ struct nw_config {
 #undef NW_SETTING
     /* the positional APP_MODULE (or wsgi_app) */
     char *app_module;
+    /* unique per nw__settings_init in this process: tells these settings
+       from others later made at the same address */
+    unsigned long serial;
     unsigned char source[NW_SETTING_COUNT];
     /* where each value came from, for messages: "command line",
        "GUNICORN_CMD_ARGS", "conf.py", "narwhal.ini:12"; NULL for a

@@ -122,20 +122,42 @@ on_worker_signal(int sig)
 
 static pid_t arbiter_pid;
 
+/* The arbiter's heartbeat timeout, handled outside the signal handler:
+   worker_abort and worker_exit run, then the worker leaves, as Gunicorn's
+   (whose handler runs them at a bytecode boundary). */
+static void
+leave_aborted(void)
+{
+    run_self_point(NW_HOOK_WORKER_ABORT);
+    nw__log(NW_LOG_INFO, "Worker exiting (pid: %ld)", (long) getpid());
+    run_self_point(NW_HOOK_WORKER_EXIT);
+    _exit(1);
+}
+
 static void
 on_abort(int sig, siginfo_t *info, void *ctx)
 {
+    int saved = errno;
+    char b = (char) sig;
+    ssize_t rc;
+
     (void) ctx;
     if (info != NULL && info->si_code == SI_USER
         && info->si_pid == arbiter_pid) {
-        /* the arbiter's heartbeat timeout: leave at once, as Gunicorn's
-           worker does, after its worker_abort and worker_exit hooks.
-           (Python runs them from this handler: a Python hook can take the
-           GIL when the app waits in a blocking call, the usual reason for
-           a timeout; a worker stuck holding it was lost anyway.) */
-        run_self_point(NW_HOOK_WORKER_ABORT);
-        run_self_point(NW_HOOK_WORKER_EXIT);
-        _exit(1);
+        /* Nothing else is safe here (hooks, Python, the log): the app, if
+           it runs, gets Python's SIGABRT handler (install_abort_handler)
+           at its next bytecode or when a blocking call returns EINTR; the
+           loop sees the flag through the wake-up pipe.  An app stuck in C
+           gets the arbiter's SIGKILL shortly after. */
+        self_core->aborting = 1;
+        if (self_core->in_app) {
+            PyErr_SetInterruptEx(SIGABRT);
+        }
+        rc = write(self_core->wake[1], &b, 1);
+        (void) rc;
+        self_core->signals++;
+        errno = saved;
+        return;
     }
     /* a real abort(): keep its default action (and core dump) */
     signal(sig, SIG_DFL);
@@ -190,33 +212,65 @@ quit_now(PyObject *self, PyObject *args)
 static PyMethodDef quit_def = {"narwhal_quit", quit_now, METH_VARARGS,
                                "raise SystemExit: the worker quits"};
 
-/* Registers quit_now as Python's SIGINT handler, then puts our C handler
-   back: Python's table now names quit_now, so PyErr_SetInterruptEx(SIGINT)
-   from our handler makes the interpreter call it. */
+/* SIGABRT's Python-level handler: the heartbeat timeout, in the app. */
+static PyObject *
+abort_now(PyObject *self, PyObject *args)
+{
+    (void) self;
+    (void) args;
+    leave_aborted();
+    Py_RETURN_NONE; /* not reached */
+}
+
+static PyMethodDef abort_def = {"narwhal_abort", abort_now, METH_VARARGS,
+                                "the worker timed out: worker_abort, exit"};
+
+/* Registers fn as Python's handler for sig, then puts our C handler back:
+   Python's table now names fn, so PyErr_SetInterruptEx(sig) from our
+   handler makes the interpreter call it. */
 static int
-install_quit_handler(void)
+python_handler(int sig, PyMethodDef *def, const struct sigaction *ours)
 {
     PyObject *signal_mod = PyImport_ImportModule("signal");
-    PyObject *fn = PyCFunction_New(&quit_def, NULL);
+    PyObject *fn = PyCFunction_New(def, NULL);
     PyObject *r = NULL;
-    struct sigaction sa;
 
     if (signal_mod != NULL && fn != NULL) {
-        r = PyObject_CallMethod(signal_mod, "signal", "iO", SIGINT, fn);
+        r = PyObject_CallMethod(signal_mod, "signal", "iO", sig, fn);
     }
     Py_XDECREF(signal_mod);
     Py_XDECREF(fn);
     if (r == NULL) {
-        nw__log_py_exception(NW_LOG_WARNING, "cannot install the quit "
-                                             "handler");
+        nw__log_py_exception(NW_LOG_WARNING, "cannot install the %s handler",
+                             def->ml_name);
         return NW_ERROR;
     }
     Py_DECREF(r);
+    sigaction(sig, ours, NULL);
+    return NW_OK;
+}
+
+static int
+install_abort_handler(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_abort;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    return python_handler(SIGABRT, &abort_def, &sa);
+}
+
+static int
+install_quit_handler(void)
+{
+    struct sigaction sa;
+
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_worker_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    return NW_OK;
+    return python_handler(SIGINT, &quit_def, &sa);
 }
 
 void
@@ -247,6 +301,9 @@ nw__worker_should_stop(nw_worker *w)
     while (read(core->wake[0], drain, sizeof(drain)) > 0) {
     }
     core->signals_seen = signals;
+    if (core->aborting) {
+        leave_aborted();
+    }
     pending = core->pending;
     if (pending != 0) {
         core->pending = 0;
@@ -392,6 +449,7 @@ nw__worker_main(const nw_worker_spawn *sp)
         _exit(NW_EXIT_WORKER_BOOT);
     }
     install_quit_handler();
+    install_abort_handler();
     if (nw__wsgi_init((sp->cls->flags & NW_WORKER_THREADED) != 0,
                       s->workers > 1)
         != NW_OK) {

@@ -24,6 +24,7 @@ typedef struct nw_worker_core {
     volatile sig_atomic_t signals; /* signals caught (wraps) */
     sig_atomic_t signals_seen;     /* ... when the pipe was last drained */
     volatile sig_atomic_t in_app; /* Python app code may be running */
+    volatile sig_atomic_t aborting; /* the arbiter's heartbeat SIGABRT */
     int wake[2];                /* self-pipe: signal handler -> loop */
 } nw_worker_core;
 

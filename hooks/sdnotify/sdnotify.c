@@ -93,6 +93,10 @@ static int
 on_tick(const nw_hook_ctx *ctx, void *data)
 {
     (void) data;
+    if (ctx->new_master_pid != 0) {
+        /* after USR2 the new master speaks for the service (MAINPID=) */
+        return NW_OK;
+    }
     if (reloading && !(ctx->flags & NW_HOOK_F_RELOADING)) {
         reloading = 0;
         status(ctx, "READY=1\n");
@@ -105,8 +109,13 @@ on_tick(const nw_hook_ctx *ctx, void *data)
 static int
 on_stopping(const nw_hook_ctx *ctx, void *data)
 {
-    (void) ctx;
     (void) data;
+    if (ctx->new_master_pid != 0) {
+        /* the old master leaving after USR2 (WINCH, TERM as documented):
+           with NotifyAccess=all, which the MAINPID= hand-over needs,
+           systemd would take STOPPING=1 for the whole service */
+        return NW_OK;
+    }
     notify("STOPPING=1");
     return NW_OK;
 }

@@ -12,6 +12,12 @@ def application(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/pid":
         body = str(os.getpid()).encode()
+    elif path == "/spin":
+        # pure Python, never blocking: the GIL stays with this thread
+        end = time.monotonic() + float(environ.get("QUERY_STRING") or "0.5")
+        while time.monotonic() < end:
+            pass
+        body = str(os.getpid()).encode()
     elif path == "/sleep":
         time.sleep(float(environ.get("QUERY_STRING") or "0.5"))
         body = str(os.getpid()).encode()

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import time
 
 import pytest
@@ -155,19 +156,26 @@ def test_worker_int_on_quick_stop(server, tmp_path):
     assert len(ev) == 1 and ev[0]["in_pid"] == w
 
 
-def test_worker_abort_on_timeout(server, tmp_path):
+@pytest.mark.parametrize("path", ["/sleep?5", "/spin?5"])
+def test_worker_abort_on_timeout(server, tmp_path, path):
+    """A worker timed out in a blocking call (sleep) or spinning in Python
+    with the GIL held runs worker_abort then worker_exit, outside the
+    signal handler, and logs its exit."""
     out = tmp_path / "hooks.jsonl"
     s = server("-c", CONF, "-t", "1", app="hello:app",
                env={"HOOKS_OUT": str(out)}, workers_ready=1)
     wait_hook(out, "post_worker_init")
     w = s.workers()[0]
     try:
-        get(s.port, "/sleep?5")
+        get(s.port, path)
     except (OSError, IndexError):  # the worker is killed mid-request
         pass
-    wait_hook(out, "worker_abort", timeout=15)
-    ab = [e for e in events(out) if e["hook"] == "worker_abort"][0]
-    assert ab["in_pid"] == w
+    wait_hook(out, "worker_exit", timeout=15)
+    mine = [e["hook"] for e in events(out) if e.get("in_pid") == w]
+    assert mine[-2:] == ["worker_abort", "worker_exit"], mine
+    assert "WORKER TIMEOUT (pid:%d)" % w in s.log()
+    wait_for(lambda: "Worker exiting (pid: %d)" % w in s.log(),
+             what="the exit line")
 
 
 def test_pre_exec_on_usr2(server, tmp_path):
@@ -369,6 +377,24 @@ def recv_all(sock, until, timeout=10):
     raise AssertionError("timed out; got %r" % got)
 
 
+def recv_for(sock, seconds):
+    """(sender pid, datagram) for each that arrives within seconds; the
+    socket must have SO_PASSCRED set."""
+    got = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            data, anc, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(12))
+        except socket.timeout:
+            continue
+        pid = None
+        for level, kind, cred in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", cred[:12])[0]
+        got.append((pid, data.decode()))
+    return got
+
+
 def test_statsd_udp(server, tmp_path, klass):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -448,10 +474,17 @@ def test_sdnotify(server, tmp_path):
         m = [m for m in got if "MAINPID=" in m][0]
         new_master = int(m.split("MAINPID=")[1].split("\n")[0])
         assert new_master != s.pid and "READY=1" in m
+        # the operator stops the old master: the service is not stopping,
+        # and the old master says nothing more
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        s.send(signal.SIGTERM)
+        s.proc.wait(timeout=15)
+        got = recv_for(sock, 1.0)
+        assert not any(pid == s.pid for pid, _ in got), got
+        assert not any("STOPPING=1" in m for _, m in got), got
         os.kill(new_master, signal.SIGTERM)
         got = recv_all(sock, lambda g: "STOPPING=1" in g)
-        s.stop()
-        got = recv_all(sock, lambda g: "STOPPING=1" in g)
+        assert "STOPPING=1" in got, got
     finally:
         sock.close()
 
@@ -469,3 +502,32 @@ def test_post_request_with_three_arguments(server, tmp_path, klass):
     get(s.port, "/three?q=3")
     wait_for(lambda: out.exists() and out.read_text() == "GET /three q=3\n",
              what="post_request(worker, req, environ)")
+
+
+def test_config_kept_across_reloads_is_refused_not_read(server, tmp_path):
+    """server.cfg kept by a hook outlives the settings a reload frees:
+    reading it then raises ReferenceError (logged), never reads freed
+    memory; a fresh server.cfg reads the new settings."""
+    out = tmp_path / "seen"
+    conf = tmp_path / "keep_cfg.py"
+    conf.write_text(
+        "import sys\n"
+        "# the file runs again on each reload: keep the list in a module\n"
+        "KEPT = sys.modules['os'].__dict__.setdefault('_kept_cfg', [])\n"
+        "def on_starting(server):\n"
+        "    KEPT.append(server.cfg)\n"
+        "def on_reload(server):\n"
+        "    with open(%r, 'a') as f:\n"
+        "        f.write('fresh %%d\\n' %% server.cfg.workers)\n"
+        "        f.write('kept %%d\\n' %% KEPT[0].workers)\n" % str(out))
+    s = server("-c", str(conf), workers_ready=1)
+    for n in (1, 2):
+        s.send(signal.SIGHUP)
+        wait_for(lambda: out.exists() and out.read_text().count("fresh")
+                 >= n, what="on_reload %d" % n)
+    # the first reload still had the start's settings alive (they are
+    # freed once the new generation takes over); the second did not
+    wait_for(lambda: "ReferenceError: these settings were replaced by a "
+             "reload" in s.log(), what="the ReferenceError")
+    assert s.proc.poll() is None
+    assert get(s.port)[0] == 200
