@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <narwhal/narwhal.h>
@@ -32,6 +33,29 @@ static char prefix[256];
 static char tags[512];
 static long last_workers = -1;
 
+/* A unix socket the daemon had not made yet when we started: tried again
+   at most once a second, from whichever process sends. */
+static struct sockaddr_un unix_addr;
+static int unix_pending;
+
+static int
+reconnect(void)
+{
+    static time_t last;
+    time_t now = time(NULL);
+
+    if (now == last) {
+        return 0;
+    }
+    last = now;
+    if (connect(sock, (struct sockaddr *) &unix_addr, sizeof(unix_addr))
+        != 0) {
+        return 0;
+    }
+    unix_pending = 0;
+    return 1;
+}
+
 static void
 send_metric(const char *name, const char *value, const char *type)
 {
@@ -41,8 +65,13 @@ send_metric(const char *name, const char *value, const char *type)
     if (sock < 0) {
         return;
     }
-    n = snprintf(msg, sizeof(msg), "%s%s:%s|%s%s%s", prefix, name, value,
-                 type, tags[0] ? "|#" : "", tags);
+    /* Gunicorn's increment() sends its sampling rate: "name:1|c|@1.0" */
+    if (unix_pending && !reconnect()) {
+        return;
+    }
+    n = snprintf(msg, sizeof(msg), "%s%s:%s|%s%s%s%s", prefix, name, value,
+                 type, strcmp(type, "c") == 0 ? "|@1.0" : "",
+                 tags[0] ? "|#" : "", tags);
     if (n > 0 && (size_t) n < sizeof(msg)) {
         /* a full socket or an absent daemon costs the metric only */
         ssize_t w = send(sock, msg, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -86,12 +115,18 @@ on_log(const nw_hook_ctx *ctx, void *data)
     } else if (ctx->level >= NW_LOG_WARNING) {
         send_metric("gunicorn.log.warning", "1", "c");
     }
-    if (ctx->metric != NULL && ctx->metric_value != NULL) {
-        const char *t = ctx->metric_type ? ctx->metric_type : "counter";
+    /* Gunicorn sends a log call's extra metric only with all three of
+       metric, value and mtype, and only for the three types it knows */
+    if (ctx->metric != NULL && ctx->metric_value != NULL
+        && ctx->metric_type != NULL) {
+        const char *t = ctx->metric_type;
         const char *code = strcmp(t, "gauge") == 0       ? "g"
+                           : strcmp(t, "counter") == 0   ? "c"
                            : strcmp(t, "histogram") == 0 ? "ms"
-                                                         : "c";
-        send_metric(ctx->metric, ctx->metric_value, code);
+                                                         : NULL;
+        if (code != NULL) {
+            send_metric(ctx->metric, ctx->metric_value, code);
+        }
     }
     return NW_OK;
 }
@@ -140,6 +175,8 @@ open_socket(const char *host_port)
                      "statsd: cannot connect to %s: %s; metrics are sent "
                      "once it exists",
                      path, strerror(errno));
+            unix_addr = un;
+            unix_pending = 1;
         }
         return fd;
     }
@@ -196,12 +233,19 @@ narwhal_hook_entry(const nw_api *a, nw_hook_registry *reg)
                              "--statsd-host HOST:PORT");
         return NW_ERROR;
     }
-    if (a->config_str(reg->cfg, "statsd_prefix", &p) == NW_OK && p != NULL
-        && p[0] != '\0') {
+    if (a->config_str(reg->cfg, "statsd_prefix", &p) == NW_OK && p != NULL) {
         size_t n = strlen(p);
-        /* Gunicorn adds the '.' unless the prefix ends with one */
-        snprintf(prefix, sizeof(prefix), "%s%s", p,
-                 p[n - 1] == '.' ? "" : ".");
+        /* Gunicorn's re.sub(r"^(.+[^.]+)\.*$", r"\g<1>.", prefix): the
+           trailing dots become one, and a prefix of fewer than two
+           characters before them is left as it is */
+        while (n > 0 && p[n - 1] == '.') {
+            n--;
+        }
+        if (n >= 2) {
+            snprintf(prefix, sizeof(prefix), "%.*s.", (int) n, p);
+        } else {
+            snprintf(prefix, sizeof(prefix), "%s", p);
+        }
     }
     if (a->config_str(reg->cfg, "dogstatsd_tags", &t) == NW_OK && t != NULL) {
         snprintf(tags, sizeof(tags), "%s", t);

@@ -404,11 +404,15 @@ def test_statsd_udp(server, tmp_path, klass):
     conf.write_text(
         "def post_request(worker, req):\n"
         "    worker.log.info('custom', extra={'metric': 'my.gauge',\n"
-        "                    'value': 42, 'mtype': 'gauge'})\n")
+        "                    'value': 42, 'mtype': 'gauge'})\n"
+        "    # Gunicorn sends nothing without an mtype it knows\n"
+        "    worker.log.info('x', extra={'metric': 'no.type', 'value': 1})\n"
+        "    worker.log.info('x', extra={'metric': 'odd.type', 'value': 1,\n"
+        "                    'mtype': 'set'})\n")
     try:
         s = server("-k", klass, "-c", str(conf),
                    "--statsd-host", "127.0.0.1:%d" % port,
-                   "--statsd-prefix", "app", "--dogstatsd-tags",
+                   "--statsd-prefix", "app..", "--dogstatsd-tags",
                    "env:test,team:x", "-w", "2", workers_ready=2)
         for _ in range(3):
             get(s.port, "/")
@@ -418,8 +422,8 @@ def test_statsd_udp(server, tmp_path, klass):
             and sum(m.startswith("app.my.gauge") for m in g) >= 3
             and any(m.startswith("app.gunicorn.workers:2|g") for m in g))
         tags = "|#env:test,team:x"
-        assert got.count("app.gunicorn.requests:1|c" + tags) == 3
-        assert got.count("app.gunicorn.request.status.200:1|c" + tags) == 3
+        assert got.count("app.gunicorn.requests:1|c|@1.0" + tags) == 3
+        assert got.count("app.gunicorn.request.status.200:1|c|@1.0" + tags) == 3
         durations = [m for m in got
                      if m.startswith("app.gunicorn.request.duration:")]
         assert len(durations) == 3
@@ -427,6 +431,7 @@ def test_statsd_udp(server, tmp_path, klass):
             value = m.split(":", 1)[1].split("|")[0]
             assert float(value) >= 0 and m.endswith("|ms" + tags)
         assert "app.my.gauge:42|g" + tags in got
+        assert not [m for m in got if ".type:" in m], got
         assert "app.gunicorn.workers:2|g" + tags in got
         s.send(signal.SIGTTOU)
         got = recv_all(sock, lambda g: "app.gunicorn.workers:1|g" + tags
@@ -445,9 +450,30 @@ def test_statsd_error_log_counter_and_unix_socket(server, tmp_path, klass):
                    app="errors:app",
                    workers_ready=1)
         get(s.port, "/raise")  # "Error handling request" at ERROR
-        got = recv_all(sock, lambda g: "gunicorn.log.error:1|c" in g
-                       and "gunicorn.request.status.500:1|c" in g)
-        assert "gunicorn.requests:1|c" in got
+        got = recv_all(sock, lambda g: "gunicorn.log.error:1|c|@1.0" in g
+                       and "gunicorn.request.status.500:1|c|@1.0" in g)
+        assert "gunicorn.requests:1|c|@1.0" in got
+    finally:
+        sock.close()
+
+
+def test_statsd_unix_socket_made_after_start(server, tmp_path):
+    """The daemon's unix socket appears after narwhal started: the
+    metrics flow once it exists."""
+    path = str(tmp_path / "later.sock")
+    s = server("--statsd-host", "unix:" + path, workers_ready=1)
+    assert "cannot connect to %s" % path in s.log()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    try:
+        def served_and_counted():
+            get(s.port, "/")
+            try:
+                return sock.recv(65536)
+            except socket.timeout:
+                return None
+        wait_for(served_and_counted, timeout=10, what="a metric")
     finally:
         sock.close()
 
