@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "accesslog.h"
 #include "arbiter.h"
 #include "config_files.h"
 #include "exitcodes.h"
@@ -344,8 +345,15 @@ abort_reload(nw_arbiter *a, const char *why)
     }
     nw__listen_close(&a->next.listen, &a->gen.listen, 1);
     free_generation(&a->next);
-    if (a->num_workers != a->gen.settings->workers) {
-        set_num_workers(a, a->gen.settings->workers, a->num_workers);
+    /* the rejected configuration's hooks and logs give way to the ones in
+       force again */
+    nw__hooks_activate(a->gen.settings);
+    {
+        char lerr[512];
+        nw__logs_configure(a->gen.settings, 1, lerr, sizeof(lerr));
+    }
+    if (a->num_workers != a->num_workers_before_reload) {
+        set_num_workers(a, a->num_workers_before_reload, a->num_workers);
     }
 }
 
@@ -801,6 +809,17 @@ reload(nw_arbiter *a)
     }
     log_lines(NW_LOG_WARNING, errors);
     free(errors);
+    {
+        char aerr[512];
+        if (nw__access_check(s, aerr, sizeof(aerr)) != NW_OK) {
+            nw__log(NW_LOG_ERROR, "Error: access_log_format: %s", aerr);
+            nw__log(NW_LOG_ERROR, "Reload failed: the configuration did not "
+                                  "load; the running workers keep serving");
+            nw__settings_free(s);
+            free(s);
+            return;
+        }
+    }
     a->next.settings = s;
     a->next.id = ++a->last_generation;
     if (nw__plugin_find(s->worker_class, s, path, sizeof(path), why,
@@ -837,11 +856,21 @@ reload(nw_arbiter *a)
         nw__logs_configure(s, 1, lerr, sizeof(lerr));
     }
     nw__hooks_activate(s);
+    /* as Gunicorn's setup(): the number of workers is the configuration's
+       again (TTIN/TTOU changes end here), nworkers_changed on every
+       reload, before on_reload */
+    a->num_workers_before_reload = a->num_workers;
+    set_num_workers(a, s->workers, a->num_workers);
     /* Gunicorn's on_reload sees the new configuration, its sockets open,
        before its workers start */
-    run_master_point(a, NW_HOOK_ON_RELOAD, s);
-    if (a->gen.settings->workers != s->workers) {
-        set_num_workers(a, s->workers, a->num_workers);
+    {
+        nw_hook_ctx ctx;
+        nw__arbiter_hook_ctx(a, &ctx, s);
+        if (a->next.listen.count > 0) {
+            ctx.nlisteners = a->next.listen.count;
+            ctx.listeners = a->next.listen.items;
+        }
+        nw__hooks_run(NW_HOOK_ON_RELOAD, &ctx);
     }
 }
 

@@ -52,6 +52,7 @@ typedef struct nw_arbiter {
     nw_child *children;
     unsigned nchildren;
     long num_workers;
+    long num_workers_before_reload; /* restored if the reload fails */
     unsigned next_number;
     uint64_t next_age;
     uint64_t spawn_after_ns; /* crash-loop backoff: no spawn before */

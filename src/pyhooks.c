@@ -258,7 +258,11 @@ py_server(PyObject *self, PyObject *arg)
         return workers_dict();
     }
     if (strcmp(key, "pid") == 0) {
-        /* a worker's copy of the server names its master */
+        /* a worker's copy of the server names its master (post_fork too,
+           before the worker is set up) */
+        if (running != NULL && running->master_pid != 0) {
+            return PyLong_FromLong((long) running->master_pid);
+        }
         return PyLong_FromLong(nw__hook_self != NULL
                                    ? (long) nw__hook_self->ppid
                                    : (long) getpid());
@@ -589,6 +593,11 @@ the_worker(PyObject *mod, const nw_hook_ctx *ctx)
         return worker_object(mod, ctx->worker, ctx->cfg);
     }
     nw__worker_hook_info(&self);
+    if (ctx->point == NW_HOOK_POST_REQUEST) {
+        /* Gunicorn counts a request (worker.nr) before calling the app:
+           post_request sees it counted, pre_request does not */
+        self.requests++;
+    }
     return worker_object(mod, &self, ctx->cfg);
 }
 

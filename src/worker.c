@@ -341,6 +341,16 @@ leave(int code, int py)
     _exit(code);
 }
 
+/* A worker that fails to boot once Python runs: as Gunicorn's spawn_worker
+   (its finally), the exit is logged and worker_exit runs. */
+static void __attribute__((noreturn))
+boot_failed(int code)
+{
+    nw__log(NW_LOG_INFO, "Worker exiting (pid: %ld)", (long) getpid());
+    run_self_point(NW_HOOK_WORKER_EXIT);
+    leave(code, 1);
+}
+
 static int
 set_owner(const nw_settings *s)
 {
@@ -453,7 +463,7 @@ nw__worker_main(const nw_worker_spawn *sp)
     if (nw__wsgi_init((sp->cls->flags & NW_WORKER_THREADED) != 0,
                       s->workers > 1)
         != NW_OK) {
-        leave(NW_EXIT_WORKER_BOOT, 1);
+        boot_failed(NW_EXIT_WORKER_BOOT);
     }
     core.app = nw__python_preloaded_app();
     if (core.app != NULL) {
@@ -461,7 +471,7 @@ nw__worker_main(const nw_worker_spawn *sp)
     } else {
         rc = nw__python_load_app(s->app_module, &core.app);
         if (rc != NW_OK) {
-            leave(rc, 1);
+            boot_failed(rc);
         }
     }
     if (s->max_requests > 0) {
@@ -480,7 +490,7 @@ nw__worker_main(const nw_worker_spawn *sp)
         char err[512];
         if (nw__conn_config_init(&core.cfg, s, err, sizeof(err)) != NW_OK) {
             nw__log(NW_LOG_ERROR, "Error: %s", err);
-            leave(NW_EXIT_WORKER_BOOT, 1);
+            boot_failed(NW_EXIT_WORKER_BOOT);
         }
     }
 
@@ -499,15 +509,16 @@ nw__worker_main(const nw_worker_spawn *sp)
     nw__hook_self = w;
     core.conn = nw__xmalloc(sizeof(nw_conn));
     nw__conn_init(core.conn, w, &core.cfg, NW_CONN_BLOCKING);
-    self_booted = 1;
     run_self_point(NW_HOOK_POST_WORKER_INIT);
+    /* as Gunicorn: booted once post_worker_init has run */
+    self_booted = 1;
 
     ts = PyEval_SaveThread();
     if (sp->cls->init != NULL && sp->cls->init(w) != NW_OK) {
         nw__log(NW_LOG_ERROR, "Worker class %s failed to initialise",
                 sp->cls->name);
         PyEval_RestoreThread(ts);
-        leave(NW_EXIT_WORKER_BOOT, 1);
+        boot_failed(NW_EXIT_WORKER_BOOT);
     }
     nw__slot_beat(core.slot);
     atomic_store(&core.slot->state, NW_SLOT_READY);

@@ -48,7 +48,8 @@ def pre_fork(server, worker):
 
 def post_fork(server, worker):
     worker.mark = "set in post_fork"
-    _emit("post_fork", worker=_w(worker), uid=os.getuid())
+    _emit("post_fork", worker=_w(worker), uid=os.getuid(),
+          server_pid=server.pid)
 
 
 def post_worker_init(worker):
@@ -87,7 +88,7 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    _emit("worker_exit", worker=_w(worker))
+    _emit("worker_exit", worker=_w(worker), server_pid=server.pid)
 
 
 def nworkers_changed(server, new_value, old_value):

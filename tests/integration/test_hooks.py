@@ -76,8 +76,10 @@ def test_every_hook_in_order_and_in_its_process(server, tmp_path):
     assert ev[4]["in_pid"] == first and ev[5]["in_pid"] == first
     assert ev[4]["worker"]["pid"] == first
     assert ev[4]["worker"]["ppid"] == master
+    assert ev[4]["server_pid"] == master
+    # as Gunicorn: booted only once post_worker_init has run
     assert ev[4]["worker"]["booted"] is False
-    assert ev[5]["worker"]["booted"] is True
+    assert ev[5]["worker"]["booted"] is False
     # the Worker object is the same from post_fork to post_worker_init
     assert ev[5]["mark"] == "set in post_fork"
 
@@ -89,6 +91,9 @@ def test_every_hook_in_order_and_in_its_process(server, tmp_path):
     pre = [e for e in events(out) if e["hook"] == "pre_request"][0]
     post = [e for e in events(out) if e["hook"] == "post_request"][0]
     assert pre["in_pid"] == first and post["in_pid"] == first
+    # Gunicorn counts the request (nr) before the app: post_request sees it
+    assert pre["worker"]["nr"] == 0 and post["worker"]["nr"] == 1
+    assert pre["worker"]["booted"] is True
     assert pre["method"] == "GET"
     assert pre["uri"] == "/path/x?a=1&b=2"
     assert pre["path"] == "/path/x"
@@ -112,21 +117,28 @@ def test_every_hook_in_order_and_in_its_process(server, tmp_path):
     assert (ch[-1]["new"], ch[-1]["old"]) == (2, 1)
     wait_for(lambda: len(s.workers()) == 2, what="2 workers")
 
-    # HUP: on_reload in the master, before the new workers' pre_fork
+    # HUP, as Gunicorn's setup(): the configuration's number of workers
+    # again (nworkers_changed(1, 2)), then on_reload in the master, before
+    # the new workers' pre_fork
     before = len(events(out))
     s.send(signal.SIGHUP)
     wait_hook(out, "on_reload")
     wait_for(lambda: "Reload complete" in s.log(), what="reload")
     after = names(out)[before:]
+    assert after.index("nworkers_changed") < after.index("on_reload")
     assert after.index("on_reload") < after.index("pre_fork")
+    ch = [e for e in events(out)[before:]
+          if e["hook"] == "nworkers_changed"]
+    assert (ch[0]["new"], ch[0]["old"]) == (1, 2)
     rel = [e for e in events(out) if e["hook"] == "on_reload"][0]
     assert rel["in_pid"] == master
+    assert rel["server"]["listeners"] == ["http://127.0.0.1:%d" % s.port]
     # the old workers leave: worker_exit in them, child_exit in the master
     wait_for(lambda: names(out).count("child_exit") >= 2,
              what="child_exit of the old workers")
 
     # a worker's death: child_exit with its pid, in the master
-    wait_for(lambda: len(s.workers()) == 2, what="2 workers")
+    wait_for(lambda: len(s.workers()) == 1, what="1 worker")
     victim = s.workers()[0]
     n_child = names(out).count("child_exit")
     os.kill(victim, signal.SIGKILL)
@@ -136,7 +148,7 @@ def test_every_hook_in_order_and_in_its_process(server, tmp_path):
 
     # shutdown: worker_exit in each worker, then on_exit in the master,
     # last
-    wait_for(lambda: len(s.workers()) == 2, what="2 workers again")
+    wait_for(lambda: len(s.workers()) == 1, what="1 worker again")
     s.stop()
     final = events(out)
     assert final[-1]["hook"] == "on_exit"
@@ -557,3 +569,15 @@ def test_config_kept_across_reloads_is_refused_not_read(server, tmp_path):
              "reload" in s.log(), what="the ReferenceError")
     assert s.proc.poll() is None
     assert get(s.port)[0] == 200
+
+
+def test_worker_exit_after_a_failed_boot(server, tmp_path):
+    """As Gunicorn's spawn_worker (its finally): a worker whose app fails
+    to import logs its exit and runs worker_exit."""
+    out = tmp_path / "hooks.jsonl"
+    s = server("-c", CONF, app="broken_import:app", wait=False,
+               env={"HOOKS_OUT": str(out)})
+    assert s.wait(timeout=15) == 4
+    exits = [e for e in events(out) if e["hook"] == "worker_exit"]
+    assert exits and exits[0]["in_pid"] == exits[0]["worker"]["pid"]
+    assert "Worker exiting (pid: %d)" % exits[0]["in_pid"] in s.log()
