@@ -305,21 +305,33 @@ put_text(buf *b, const char *p, size_t n, int latin1, int json, int escape)
     }
 }
 
+/* Bytes of the character at p[i]: a UTF-8 sequence, or in JSON an escape
+   (\" \\ \n \r \t, \u00XX), never cut in two. */
+static size_t
+char_len(const char *p, size_t i, size_t end, int json)
+{
+    size_t n = 1;
+
+    if (json && p[i] == '\\' && i + 1 < end) {
+        n = p[i + 1] == 'u' ? 6 : 2;
+    } else {
+        while (i + n < end && ((unsigned char) p[i + n] & 0xc0) == 0x80) {
+            n++;
+        }
+    }
+    return i + n <= end ? n : end - i;
+}
+
 /* Python's width and precision on what was put from `start`, counted in
-   characters (UTF-8 continuation bytes do not count). */
+   characters. */
 static void
-shape(buf *b, size_t start, const nw_alop *op)
+shape(buf *b, size_t start, const nw_alop *op, int json)
 {
     size_t chars = 0, i;
 
     if (op->prec >= 0) {
-        for (i = start; i < b->len; i++) {
-            if (((unsigned char) b->p[i] & 0xc0) != 0x80) {
-                if (chars == (size_t) op->prec) {
-                    break;
-                }
-                chars++;
-            }
+        for (i = start; i < b->len && chars < (size_t) op->prec; chars++) {
+            i += char_len(b->p, i, b->len, json);
         }
         b->len = i;
     }
@@ -327,8 +339,8 @@ shape(buf *b, size_t start, const nw_alop *op)
         return;
     }
     chars = 0;
-    for (i = start; i < b->len; i++) {
-        chars += ((unsigned char) b->p[i] & 0xc0) != 0x80;
+    for (i = start; i < b->len; chars++) {
+        i += char_len(b->p, i, b->len, json);
     }
     if (chars >= (size_t) op->width) {
         return;
@@ -986,7 +998,7 @@ nw__accesslog_render(nw_accesslog *al, const nw_access_rec *r, size_t *len)
             break;
         }
         if (op->width > 0 || op->prec >= 0) {
-            shape(b, start, op);
+            shape(b, start, op, json);
         }
     }
     reserve(b, 1);
@@ -1085,9 +1097,7 @@ nw__access_done(nw_conn *c)
     rec.c = c;
     rec.environ = c->environ;
     /* an error response the server made in place of the app's */
-    rec.status = c->error_status != 0 && !c->resp.headers_sent
-                     ? c->error_status
-                     : c->resp.status;
+    rec.status = nw__conn_status(c);
     rec.sent = c->resp.sent;
     rec.duration_us = nw__now_us() - c->t_start_us;
     finish_line(c, &rec);
@@ -1140,9 +1150,7 @@ nw__request_end(nw_conn *c)
         char ip[64];
         memset(&ctx, 0, sizeof(ctx));
         nw__conn_hook_request(c, &hr, ip, sizeof(ip));
-        hr.status = c->error_status != 0 && !c->resp.headers_sent
-                        ? c->error_status
-                        : c->resp.status;
+        hr.status = nw__conn_status(c);
         hr.sent = c->resp.sent;
         hr.duration_us = nw__now_us() - c->t_start_us;
         ctx.cfg = c->w != NULL ? c->w->cfg : NULL;

@@ -250,4 +250,14 @@ void nw__econn_free(nw_conn *c);
 int nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
                          socklen_t peerlen, const nw_listener *l);
 
+/* The status the client got: an error response the server made in place
+   of the app's (before any of the app's headers went out), else the
+   app's. */
+static inline int
+nw__conn_status(const nw_conn *c)
+{
+    return c->error_status != 0 && !c->resp.headers_sent ? c->error_status
+                                                          : c->resp.status;
+}
+
 #endif

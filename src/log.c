@@ -154,7 +154,14 @@ vlog(int level, unsigned flags, const char *metric, const char *mvalue,
             va_copy(ap, ap0);
             n = vsnprintf(line + head, cap - head, fmt, ap);
             va_end(ap);
-            if (n >= 0 && head + (size_t) n + 1 < cap) {
+            if (n < 0) {
+                /* an encoding error: say so rather than loop */
+                snprintf(line + head, cap - head, "%s",
+                         "(a log message that could not be formatted)");
+                n = (int) strlen(line + head);
+                break;
+            }
+            if (head + (size_t) n + 1 < cap) {
                 break;
             }
         } else {

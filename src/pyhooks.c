@@ -22,6 +22,21 @@
 /* The context of the master point being run, for server.* */
 static const nw_hook_ctx *running;
 
+/* The built-in narwhal module (a new reference): found in sys.modules
+   without the import machinery, as hooks on the request path call this
+   for every request. */
+static PyObject *
+narwhal_module(void)
+{
+    PyObject *m = PyDict_GetItemString(PyImport_GetModuleDict(), "narwhal");
+
+    if (m != NULL) {
+        Py_INCREF(m);
+        return m;
+    }
+    return PyImport_ImportModule("narwhal");
+}
+
 /* ------------------------------------------------------------------------
  * The module's C functions
  */
@@ -191,7 +206,7 @@ config_object(const nw_settings *s)
     if (cached != NULL && cached_for == s && cached_serial == s->serial) {
         return Py_NewRef(cached);
     }
-    mod = PyImport_ImportModule("narwhal");
+    mod = narwhal_module();
     cls = mod ? PyObject_GetAttrString(mod, "Config") : NULL;
     cap = PyCapsule_New((void *) s, "narwhal.settings", NULL);
     if (cap != NULL
@@ -219,7 +234,7 @@ static PyObject *worker_object(PyObject *mod, const nw_hook_worker *hw,
 static PyObject *
 workers_dict(void)
 {
-    PyObject *mod = PyImport_ImportModule("narwhal");
+    PyObject *mod = narwhal_module();
     PyObject *dict = mod ? PyDict_New() : NULL;
     nw_hook_worker hw;
 
@@ -319,7 +334,7 @@ py_server(PyObject *self, PyObject *arg)
         return str_or_none(s->pidfile);
     }
     if (strcmp(key, "app") == 0) {
-        PyObject *mod = PyImport_ImportModule("narwhal");
+        PyObject *mod = narwhal_module();
         PyObject *cfg = config_object(s);
         PyObject *wsgi = nw__python_preloaded_app();
         PyObject *r = NULL;
@@ -428,7 +443,7 @@ nw__py_forget_worker(unsigned number)
     if (!Py_IsInitialized()) {
         return;
     }
-    mod = PyImport_ImportModule("narwhal");
+    mod = narwhal_module();
     r = mod ? PyObject_CallMethod(mod, "_forget", "I", number) : NULL;
     if (r == NULL) {
         PyErr_Clear();
@@ -569,11 +584,10 @@ response_object(PyObject *mod, const nw_hook_ctx *ctx)
     if (headers == NULL) {
         return NULL;
     }
-    if (c->resp.status != 0 && c->error_status == 0) {
-        code = c->resp.status;
+    code = nw__conn_status(c);
+    if (code == c->resp.status && c->resp.status_text != NULL) {
         status = latin1(c->resp.status_text, c->resp.status_len);
     } else {
-        code = c->error_status;
         status = PyUnicode_FromFormat("%d %s", code,
                                       nw__status_reason(code));
     }
@@ -623,7 +637,11 @@ build_args(PyObject *mod, const nw_hook_ctx *ctx, const nw_pyref *ref)
     case NW_HOOK_CHILD_EXIT:
     case NW_HOOK_WORKER_EXIT:
         w = the_worker(mod, ctx);
-        return w ? Py_BuildValue("(NN)", server, w) : NULL;
+        if (w == NULL) {
+            Py_DECREF(server);
+            return NULL;
+        }
+        return Py_BuildValue("(NN)", server, w);
     case NW_HOOK_POST_WORKER_INIT:
     case NW_HOOK_WORKER_INT:
     case NW_HOOK_WORKER_ABORT:
@@ -709,7 +727,7 @@ nw__python_hook(const nw_hook_ctx *ctx, void *data)
     }
     gil = PyGILState_Ensure();
     running = ctx;
-    mod = PyImport_ImportModule("narwhal");
+    mod = narwhal_module();
     if (mod != NULL) {
         args = build_args(mod, ctx, ref);
     }
@@ -746,7 +764,7 @@ nw__pylog_setup(const nw_settings *s, int *level, char *err, size_t errlen)
         return NW_ERROR;
     }
     gil = PyGILState_Ensure();
-    mod = PyImport_ImportModule("narwhal");
+    mod = narwhal_module();
     if (mod != NULL) {
         PyObject *defaults = PyDict_New();
         if (s->logconfig_dict.obj != NULL
@@ -809,7 +827,7 @@ nw__pylog_emit(int access, int level, const char *text, size_t len)
         return;
     }
     gil = PyGILState_Ensure();
-    mod = PyImport_ImportModule("narwhal");
+    mod = narwhal_module();
     if (mod != NULL) {
         r = PyObject_CallMethod(mod, "_logging_emit", "sis#",
                                 access ? "gunicorn.access" : "gunicorn.error",
@@ -833,7 +851,7 @@ nw__pylog_reopen(void)
         return;
     }
     gil = PyGILState_Ensure();
-    mod = PyImport_ImportModule("narwhal");
+    mod = narwhal_module();
     if (mod != NULL) {
         r = PyObject_CallMethod(mod, "_logging_reopen", NULL);
     }

@@ -93,16 +93,19 @@ nw__syslog_open(const nw_settings *s, char *err, size_t errlen)
             facility = facilities[i].code;
         }
     }
-    /* Gunicorn: syslog_prefix, else the process name with ':' as '.' */
-    if (prefix == NULL) {
+    /* Gunicorn: syslog_prefix as given, else the process name with ':'
+       as '.' */
+    if (prefix != NULL) {
+        snprintf(ident, sizeof(ident), "gunicorn.%s.", prefix);
+    } else {
         prefix = s->proc_name ? s->proc_name
                  : s->default_proc_name ? s->default_proc_name
                                         : "narwhal";
-    }
-    snprintf(ident, sizeof(ident), "gunicorn.%s.", prefix);
-    for (char *p = ident; *p; p++) {
-        if (*p == ':') {
-            *p = '.';
+        snprintf(ident, sizeof(ident), "gunicorn.%s.", prefix);
+        for (char *p = ident; *p; p++) {
+            if (*p == ':') {
+                *p = '.';
+            }
         }
     }
     ident_len = strlen(ident);

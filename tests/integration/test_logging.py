@@ -145,6 +145,21 @@ def test_json_with_a_format(server, tmp_path, klass):
                                                "s": 200}
 
 
+def test_json_precision_never_cuts_an_escape(server, tmp_path, klass):
+    """A precision counts characters, an escape is one: the line stays
+    valid JSON wherever the cut falls."""
+    log = tmp_path / "access.log"
+    s = server("-k", klass, "--access-logfile", str(log), "--access-log-json",
+               "--access-logformat",
+               '{"a2": "%(a).2s", "a3": "%(a).3s", "a4": "%(a).4s", '
+               '"w": "%(a)8.3s", "u1": "%(U).1s", "u2": "%(U).2s"}',
+               workers_ready=1)
+    get(s.port, "/%01ab", headers=b'User-Agent: x"\\\ty\r\n')
+    rec = json.loads(lines_of(log, 1)[0])
+    assert rec == {"a2": 'x"', "a3": 'x"\\', "a4": 'x"\\\t',
+                   "w": '     x"\\', "u1": "/", "u2": "/\x01"}
+
+
 def test_bad_access_log_format_is_refused(tmp_path):
     from helpers import run
     code, out = run(["--access-logfile", "-", "--access-logformat",
@@ -210,11 +225,12 @@ def test_syslog_udp(server, tmp_path, klass):
             got.append(sock.recv(65536))
             if any(b"access" in g for g in got):
                 break
-        # local3 (19) * 8 + info (6) = 158
-        start = b"<158>gunicorn.my.app.error: [%d] Starting narwhal" % s.pid
+        # local3 (19) * 8 + info (6) = 158; the prefix as given (Gunicorn
+        # turns ':' into '.' only in proc_name)
+        start = b"<158>gunicorn.my:app.error: [%d] Starting narwhal" % s.pid
         assert any(g.startswith(start) for g in got), got
         acc = [g for g in got if b".access:" in g][0]
-        assert re.fullmatch(rb"<158>gunicorn\.my\.app\.access: \[\d+\] "
+        assert re.fullmatch(rb"<158>gunicorn\.my:app\.access: \[\d+\] "
                             rb"GET /syslogged\x00", acc), acc
     finally:
         sock.close()
@@ -227,7 +243,7 @@ def test_syslog_without_access(server, tmp_path):
     port = sock.getsockname()[1]
     try:
         s = server("--log-syslog", "--log-syslog-to",
-                   "udp://127.0.0.1:%d" % port,
+                   "udp://127.0.0.1:%d" % port, "-n", "my:proc",
                    "--disable-redirect-access-to-syslog", workers_ready=1)
         get(s.port, "/")
         time.sleep(0.5)
@@ -238,6 +254,8 @@ def test_syslog_without_access(server, tmp_path):
         except socket.timeout:
             pass
         assert got and not any(b".access:" in g for g in got)
+        # no prefix: the process name, ':' as '.'
+        assert all(b">gunicorn.my.proc.error: " in g for g in got), got
     finally:
         sock.close()
 
