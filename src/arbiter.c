@@ -424,6 +424,12 @@ reap(nw_arbiter *a)
             }
             if (code == NW_EXIT_WORKER_BOOT || code == NW_EXIT_APP_LOAD) {
                 reaped_boot_failure(a, c, code);
+                /* a failed reload stops workers, and one already gone is
+                   removed: the table may have moved under c */
+                c = find_child(a, pid);
+                if (c == NULL) {
+                    continue;
+                }
             }
         } else if (WIFSIGNALED(status)) {
             int sig = WTERMSIG(status);
@@ -582,12 +588,14 @@ manage_workers(nw_arbiter *a)
     for (unsigned i = 0; i < a->nchildren; i++) {
         nw_child *c = &a->children[i];
         if (!c->stopping && replaceable(a, c)) {
+            unsigned before = a->nchildren;
             if (child_state(a, c) == NW_SLOT_RETIRING) {
                 nw__log(NW_LOG_INFO,
                         "Worker (pid:%ld) retires: its successor is ready",
                         (long) c->pid);
             }
             stop_child(a, c, SIGTERM);
+            i -= a->nchildren < before; /* gone already: the last moved here */
         }
     }
 }
