@@ -461,65 +461,30 @@ span(const nw_conn *c, nw_span s)
     return nw__span_ptr(&c->http, s);
 }
 
-/* The request target split as the environ has it (wsgi.c's rules). */
+/* The request target split as the environ has it. */
 static void
 target_parts(const nw_conn *c, const char **path, size_t *plen,
              const char **query, size_t *qlen)
 {
     const nw_request *rq = &c->http.req;
-    const char *t = span(c, rq->url), *end = t + rq->url.len, *p = t, *q,
-               *hash;
 
-    if (rq->url.len > 0 && t[0] != '/' && !(rq->url.len == 1 && t[0] == '*')) {
-        const char *scheme = memchr(t, ':', rq->url.len);
-        p = end;
-        if (scheme && scheme + 2 < end && scheme[1] == '/'
-            && scheme[2] == '/') {
-            const char *s = scheme + 3;
-            while (s < end && *s != '/' && *s != '?') {
-                s++;
-            }
-            p = s;
-        }
-    }
-    hash = memchr(p, '#', (size_t) (end - p));
-    if (hash != NULL) {
-        end = hash;
-    }
-    q = memchr(p, '?', (size_t) (end - p));
-    *path = p;
-    *plen = (size_t) ((q ? q : end) - p);
-    *query = q ? q + 1 : end;
-    *qlen = q ? (size_t) (end - q - 1) : 0;
-}
-
-static int
-hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    ch |= 0x20;
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+    nw__http_split_target(span(c, rq->url), rq->url.len, path, plen, query,
+                          qlen);
 }
 
 static void
 put_decoded_path(buf *b, const nw_conn *c, int json)
 {
     const char *path, *query;
-    size_t plen, qlen;
+    size_t plen, qlen, n;
+    char small[1024], *d;
 
     target_parts(c, &path, &plen, &query, &qlen);
-    for (size_t i = 0; i < plen; i++) {
-        int hi, lo;
-        char ch = path[i];
-        if (ch == '%' && i + 2 < plen
-            && (hi = hexval((unsigned char) path[i + 1])) >= 0
-            && (lo = hexval((unsigned char) path[i + 2])) >= 0) {
-            ch = (char) (hi * 16 + lo);
-            i += 2;
-        }
-        put_text(b, &ch, 1, 1, json, 1);
+    d = plen <= sizeof(small) ? small : nw__xmalloc(plen);
+    n = nw__http_unquote(path, plen, d);
+    put_text(b, d, n, 1, json, 1);
+    if (d != small) {
+        free(d);
     }
 }
 

@@ -172,8 +172,7 @@ nw__conn_hook_request(const nw_conn *c, nw_hook_request *hr, char *ip,
 {
     const nw_http *h = &c->http;
     const nw_request *r = &h->req;
-    const char *t = nw__span_ptr(h, r->url), *end = t + r->url.len, *p = t;
-    const char *q, *hash;
+    const char *t = nw__span_ptr(h, r->url);
 
     memset(hr, 0, sizeof(*hr));
     hr->size = sizeof(*hr);
@@ -181,27 +180,8 @@ nw__conn_hook_request(const nw_conn *c, nw_hook_request *hr, char *ip,
     hr->method_len = r->method.len;
     hr->uri = t;
     hr->uri_len = r->url.len;
-    /* absolute-form: the path starts after the authority */
-    if (r->url.len > 0 && t[0] != '/' && !(r->url.len == 1 && t[0] == '*')) {
-        const char *scheme = memchr(t, ':', r->url.len);
-        p = end;
-        if (scheme && scheme + 2 < end && scheme[1] == '/'
-            && scheme[2] == '/') {
-            p = scheme + 3;
-            while (p < end && *p != '/' && *p != '?') {
-                p++;
-            }
-        }
-    }
-    hash = memchr(p, '#', (size_t) (end - p));
-    if (hash != NULL) {
-        end = hash;
-    }
-    q = memchr(p, '?', (size_t) (end - p));
-    hr->path = p;
-    hr->path_len = (size_t) ((q ? q : end) - p);
-    hr->query = q ? q + 1 : end;
-    hr->query_len = q ? (size_t) (end - q - 1) : 0;
+    nw__http_split_target(t, r->url.len, &hr->path, &hr->path_len,
+                          &hr->query, &hr->query_len);
     hr->http_major = r->http_major;
     hr->http_minor = r->http_minor;
     hr->remote_addr = nw__conn_peer_ip(c, 1, ip, iplen);

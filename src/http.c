@@ -1026,3 +1026,81 @@ nw__http_decode_body(nw_http *h, char *dst, size_t room)
     }
     return h->body_got;
 }
+
+/* ------------------------------------------------------------------------
+ * Request targets
+ */
+
+static int
+hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+void
+nw__http_split_target(const char *t, size_t n, const char **path,
+                      size_t *plen, const char **query, size_t *qlen)
+{
+    const char *end = t + n, *p = t, *q, *hash;
+
+    if (n == 1 && t[0] == '*') {
+        /* OPTIONS *: PATH_INFO '*', as Gunicorn (urlsplit) gives it */
+        *path = t;
+        *plen = 1;
+        *query = end;
+        *qlen = 0;
+        return;
+    }
+    if (n > 0 && t[0] != '/') {
+        const char *scheme = memchr(t, ':', n);
+        if (scheme && scheme + 2 < end && scheme[1] == '/'
+            && scheme[2] == '/') {
+            const char *slash = memchr(scheme + 3, '/',
+                                       (size_t) (end - scheme - 3));
+            const char *qm = memchr(scheme + 3, '?',
+                                    (size_t) (end - scheme - 3));
+            if (slash == NULL || (qm != NULL && qm < slash)) {
+                slash = qm ? qm : end;
+            }
+            p = slash;
+        } else {
+            p = end;
+        }
+    }
+    hash = memchr(p, '#', (size_t) (end - p));
+    if (hash != NULL) {
+        end = hash;
+    }
+    q = memchr(p, '?', (size_t) (end - p));
+    *path = p;
+    *plen = (size_t) ((q ? q : end) - p);
+    *query = q ? q + 1 : end;
+    *qlen = q ? (size_t) (end - q - 1) : 0;
+}
+
+/* urllib.parse.unquote_to_bytes: invalid escapes stay as they are. */
+size_t
+nw__http_unquote(const char *s, size_t n, char *dst)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n
+            && (hi = hexval((unsigned char) s[i + 1])) >= 0
+            && (lo = hexval((unsigned char) s[i + 2])) >= 0) {
+            dst[j++] = (char) (hi * 16 + lo);
+            i += 2;
+        } else {
+            dst[j++] = s[i];
+        }
+    }
+    return j;
+}

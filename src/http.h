@@ -251,4 +251,15 @@ nw__span_ptr(const nw_http *h, nw_span s)
     return h->buf + s.off;
 }
 
+/* The path and query of a request target: origin-form as is;
+   absolute-form without its scheme and authority; '*' as itself; the
+   fragment dropped. */
+void nw__http_split_target(const char *t, size_t n, const char **path,
+                           size_t *plen, const char **query, size_t *qlen);
+
+/* Percent-decodes s[0, n) into dst (room for n bytes), as Python's
+   urllib.parse.unquote_to_bytes: invalid escapes stay.  Returns the
+   length written. */
+size_t nw__http_unquote(const char *s, size_t n, char *dst);
+
 #endif

@@ -248,19 +248,6 @@ nw__wsgi_init(int multithread, int multiprocess)
  * The environ
  */
 
-static int
-hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
 /* urllib.parse.unquote_to_bytes(s).decode('latin-1'): invalid escapes
    stay as they are. */
 static PyObject *
@@ -268,24 +255,14 @@ unquote_latin1(const char *s, size_t n)
 {
     char small[1024];
     char *d;
-    size_t j = 0;
+    size_t j;
     PyObject *out;
 
     if (memchr(s, '%', n) == NULL) {
         return PyUnicode_DecodeLatin1(s, (Py_ssize_t) n, NULL);
     }
     d = n <= sizeof(small) ? small : nw__xmalloc(n);
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < n
-            && (hi = hexval((unsigned char) s[i + 1])) >= 0
-            && (lo = hexval((unsigned char) s[i + 2])) >= 0) {
-            d[j++] = (char) (hi * 16 + lo);
-            i += 2;
-        } else {
-            d[j++] = s[i];
-        }
-    }
+    j = nw__http_unquote(s, n, d);
     out = PyUnicode_DecodeLatin1(d, (Py_ssize_t) j, NULL);
     if (d != small) {
         free(d);
@@ -594,49 +571,6 @@ set_server(nw_conn *c, PyObject *env, const char *host, size_t hlen,
     return PyDict_SetItem(env, k_SERVER_PORT, v_empty);
 }
 
-/* The path of the request target: origin-form as is; absolute-form
-   without its scheme and authority; none for '*' and authority-form. */
-static void
-split_target(const char *t, size_t n, const char **path, size_t *plen,
-             const char **query, size_t *qlen)
-{
-    const char *end = t + n, *p = t, *q, *hash;
-
-    if (n == 1 && t[0] == '*') {
-        /* OPTIONS *: PATH_INFO '*', as Gunicorn (urlsplit) gives it */
-        *path = t;
-        *plen = 1;
-        *query = end;
-        *qlen = 0;
-        return;
-    }
-    if (n > 0 && t[0] != '/') {
-        const char *scheme = memchr(t, ':', n);
-        if (scheme && scheme + 2 < end && scheme[1] == '/'
-            && scheme[2] == '/') {
-            const char *slash = memchr(scheme + 3, '/',
-                                       (size_t) (end - scheme - 3));
-            const char *qm = memchr(scheme + 3, '?',
-                                    (size_t) (end - scheme - 3));
-            if (slash == NULL || (qm != NULL && qm < slash)) {
-                slash = qm ? qm : end;
-            }
-            p = slash;
-        } else {
-            p = end;
-        }
-    }
-    hash = memchr(p, '#', (size_t) (end - p));
-    if (hash != NULL) {
-        end = hash;
-    }
-    q = memchr(p, '?', (size_t) (end - p));
-    *path = p;
-    *plen = (size_t) ((q ? q : end) - p);
-    *query = q ? q + 1 : end;
-    *qlen = q ? (size_t) (end - q - 1) : 0;
-}
-
 static PyObject *
 build_environ(nw_conn *c)
 {
@@ -734,7 +668,7 @@ build_environ(nw_conn *c)
 
     /* SCRIPT_NAME: the environment variable, or the header of a trusted
        front-end (forwarder_headers); the path must start with it */
-    split_target(target, r->url.len, &path, &plen, &query, &qlen);
+    nw__http_split_target(target, r->url.len, &path, &plen, &query, &qlen);
     if (r->has_script_name) {
         sn = PyUnicode_DecodeLatin1(nw__span_ptr(h, r->script_name),
                                     r->script_name.len, NULL);
