@@ -507,27 +507,24 @@ latin1(const char *p, size_t n)
     return PyUnicode_DecodeLatin1(p, (Py_ssize_t) n, NULL);
 }
 
+/* [(name, value)] of the request's headers (response 0: names upper case,
+   as Gunicorn's req.headers) or the response's (1: as the app gave them). */
 static PyObject *
-request_object(PyObject *mod, const nw_hook_ctx *ctx)
+header_list(const nw_hook_ctx *ctx, int response)
 {
-    const nw_hook_request *r = ctx->req;
-    const nw_conn *c = ctx->core;
-    PyObject *headers = PyList_New(0), *obj = NULL;
-    const char *end = r->uri + r->uri_len, *hash;
-    size_t frag_len = 0;
+    PyObject *headers = PyList_New(0);
 
     for (unsigned i = 0; headers != NULL; i++) {
         const char *n, *v;
         size_t nl, vl;
         PyObject *name, *pair;
-        if (nw__api_hook_header(ctx, 0, i, &n, &nl, &v, &vl) != NW_OK) {
+        if (nw__api_hook_header(ctx, response, i, &n, &nl, &v, &vl)
+            != NW_OK) {
             break;
         }
         name = latin1(n, nl);
-        if (name != NULL) {
-            /* Gunicorn's header names are upper case */
-            PyObject *up = PyObject_CallMethod(name, "upper", NULL);
-            Py_SETREF(name, up);
+        if (name != NULL && !response) {
+            Py_SETREF(name, PyObject_CallMethod(name, "upper", NULL));
         }
         pair = name ? Py_BuildValue("(NN)", name, latin1(v, vl)) : NULL;
         if (pair == NULL || PyList_Append(headers, pair) < 0) {
@@ -537,6 +534,18 @@ request_object(PyObject *mod, const nw_hook_ctx *ctx)
         }
         Py_DECREF(pair);
     }
+    return headers;
+}
+
+static PyObject *
+request_object(PyObject *mod, const nw_hook_ctx *ctx)
+{
+    const nw_hook_request *r = ctx->req;
+    const nw_conn *c = ctx->core;
+    PyObject *headers = header_list(ctx, 0), *obj = NULL;
+    const char *end = r->uri + r->uri_len, *hash;
+    size_t frag_len = 0;
+
     if (headers == NULL) {
         return NULL;
     }
@@ -565,22 +574,7 @@ response_object(PyObject *mod, const nw_hook_ctx *ctx)
     if (c == NULL || (c->resp.status == 0 && c->error_status == 0)) {
         Py_RETURN_NONE;
     }
-    headers = PyList_New(0);
-    for (unsigned i = 0; headers != NULL; i++) {
-        const char *n, *v;
-        size_t nl, vl;
-        PyObject *pair;
-        if (nw__api_hook_header(ctx, 1, i, &n, &nl, &v, &vl) != NW_OK) {
-            break;
-        }
-        pair = Py_BuildValue("(NN)", latin1(n, nl), latin1(v, vl));
-        if (pair == NULL || PyList_Append(headers, pair) < 0) {
-            Py_XDECREF(pair);
-            Py_CLEAR(headers);
-            break;
-        }
-        Py_DECREF(pair);
-    }
+    headers = header_list(ctx, 1);
     if (headers == NULL) {
         return NULL;
     }
