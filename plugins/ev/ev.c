@@ -700,9 +700,14 @@ ev_worker_run(nw_worker *w)
     if (api->should_stop(w) == NW_RUN) {
         while (!done) {
             if (idle()) {
+                /* then run what is ready without blocking in libev's set,
+                   so an idle worker keeps waiting where the wake-up is
+                   exclusive even if another took the client */
                 idle_wait();
+                ev_run(loop, EVRUN_NOWAIT);
+            } else {
+                ev_run(loop, EVRUN_ONCE);
             }
-            ev_run(loop, EVRUN_ONCE);
         }
     }
     /* what is left (a quick stop, or graceful_timeout) closes now */
