@@ -288,6 +288,29 @@ def test_logconfig_dict(server, tmp_path):
     wait_for(lambda: os.path.exists(out), what="py.log reopened")
 
 
+def test_logconfig_file(server, tmp_path):
+    """--log-config: a logging.config.fileConfig INI file, as Gunicorn."""
+    out = tmp_path / "py.log"
+    cfg = tmp_path / "logging.conf"
+    cfg.write_text(
+        "[loggers]\nkeys=root,error,access\n\n"
+        "[handlers]\nkeys=f\n\n"
+        "[formatters]\nkeys=ini\n\n"
+        "[logger_root]\nlevel=WARNING\nhandlers=\n\n"
+        "[logger_error]\nlevel=INFO\nhandlers=f\npropagate=0\n"
+        "qualname=gunicorn.error\n\n"
+        "[logger_access]\nlevel=INFO\nhandlers=f\npropagate=0\n"
+        "qualname=gunicorn.access\n\n"
+        "[handler_f]\nclass=FileHandler\nformatter=ini\nargs=(%r,)\n\n"
+        "[formatter_ini]\nformat=INI %%(name)s %%(message)s\n" % str(out))
+    s = started(server, out, "--log-config", str(cfg),
+                "--access-logformat", "ACC %(U)s")
+    get(s.port, "/ini")
+    wait_for(lambda: "INI gunicorn.access ACC /ini" in read(out),
+             what="the access line through fileConfig's handler")
+    assert "INI gunicorn.error Booting worker with pid" in read(out)
+
+
 def test_logconfig_json(server, tmp_path):
     out = tmp_path / "py.log"
     cfg = tmp_path / "log.json"
