@@ -31,6 +31,16 @@ def get(port, path="/", headers=b""):
     return _get(port, path, headers=headers + b"Connection: close\r\n")
 
 
+def stop_pid(pid):
+    """A master started by USR2 is not the fixture's to stop: TERM it
+    (by pid) if a failed assertion left it running."""
+    if pid:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 def events(path):
     try:
         with open(path) as f:
@@ -202,9 +212,12 @@ def test_pre_exec_on_usr2(server, tmp_path):
     # the new master runs on_starting itself
     wait_hook(out, "on_starting", 2)
     new_master = [x for x in events(out) if x["hook"] == "on_starting"][1]
-    wait_hook(out, "post_worker_init", 2)
-    os.kill(new_master["in_pid"], signal.SIGTERM)
-    wait_for(lambda: names(out).count("on_exit") >= 1, what="on_exit")
+    try:
+        wait_hook(out, "post_worker_init", 2)
+        os.kill(new_master["in_pid"], signal.SIGTERM)
+        wait_for(lambda: names(out).count("on_exit") >= 1, what="on_exit")
+    finally:
+        stop_pid(new_master["in_pid"])
 
 
 def test_num_workers_set_by_a_hook(server, tmp_path):
@@ -495,6 +508,7 @@ def test_sdnotify(server, tmp_path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.settimeout(0.2)
+    new_master = None
     try:
         s = server("-w", "2", env={"NOTIFY_SOCKET": path}, workers_ready=2)
         got = recv_all(sock, lambda g: any("READY=1" in m for m in g)
@@ -525,6 +539,7 @@ def test_sdnotify(server, tmp_path):
         assert "STOPPING=1" in got, got
     finally:
         sock.close()
+        stop_pid(new_master)
 
 
 def test_post_request_with_three_arguments(server, tmp_path, klass):
