@@ -110,34 +110,12 @@ call1(const char *fn, PyObject *arg)
 static void
 report_exception(FILE *errout, const char *what)
 {
-    PyObject *type, *value, *tb, *mod, *lines = NULL, *text = NULL;
-    const char *trace = NULL;
+    PyObject *text = nw__py_traceback_text();
+    const char *trace = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
 
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL && tb != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    mod = PyImport_ImportModule("traceback");
-    if (mod != NULL && type != NULL) {
-        lines = PyObject_CallMethod(mod, "format_exception", "OOO", type,
-                                    value ? value : Py_None,
-                                    tb ? tb : Py_None);
-    }
-    if (lines != NULL) {
-        PyObject *sep = PyUnicode_FromString("");
-        text = sep ? PyUnicode_Join(sep, lines) : NULL;
-        Py_XDECREF(sep);
-    }
-    trace = text ? PyUnicode_AsUTF8(text) : NULL;
     fprintf(errout, "Error: %s\n%s", what, trace ? trace : "");
     PyErr_Clear();
     Py_XDECREF(text);
-    Py_XDECREF(lines);
-    Py_XDECREF(mod);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
 }
 
 /* "Name: message" of the current exception, which is cleared. */

@@ -65,11 +65,44 @@ static struct server_entry {
  * Logging Python exceptions in narwhal's format.
  */
 
+PyObject *
+nw__py_traceback_text(void)
+{
+    PyObject *type, *value, *tb, *mod, *lines = NULL, *text = NULL;
+
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    mod = PyImport_ImportModule("traceback");
+    if (mod != NULL) {
+        lines = PyObject_CallMethod(mod, "format_exception", "OOO", type,
+                                    value ? value : Py_None,
+                                    tb ? tb : Py_None);
+    }
+    if (lines != NULL) {
+        PyObject *sep = PyUnicode_FromString("");
+        text = sep ? PyUnicode_Join(sep, lines) : NULL;
+        Py_XDECREF(sep);
+    }
+    PyErr_Clear();
+    Py_XDECREF(lines);
+    Py_XDECREF(mod);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return text;
+}
+
 void
 nw__log_py_exception(int level, const char *fmt, ...)
 {
-    PyObject *type, *value, *tb, *mod = NULL, *lines = NULL, *text = NULL;
-    const char *trace = NULL;
+    PyObject *text;
+    const char *trace;
     char what[512];
     va_list ap;
 
@@ -77,30 +110,12 @@ nw__log_py_exception(int level, const char *fmt, ...)
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
 
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL) {
+    if (!PyErr_Occurred()) {
         nw__log(level, "%s", what);
         return;
     }
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    mod = PyImport_ImportModule("traceback");
-    if (mod != NULL) {
-        lines = PyObject_CallMethod(mod, "format_exception", "OOO", type,
-                                    value, tb ? tb : Py_None);
-    }
-    if (lines != NULL) {
-        PyObject *sep = PyUnicode_FromString("");
-        if (sep != NULL) {
-            text = PyUnicode_Join(sep, lines);
-            Py_DECREF(sep);
-        }
-    }
-    if (text != NULL) {
-        trace = PyUnicode_AsUTF8(text);
-    }
+    text = nw__py_traceback_text();
+    trace = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
     if (trace != NULL) {
         size_t n = strlen(trace);
         /* the traceback ends with a newline the log line adds itself */
@@ -112,11 +127,6 @@ nw__log_py_exception(int level, const char *fmt, ...)
     }
     PyErr_Clear();
     Py_XDECREF(text);
-    Py_XDECREF(lines);
-    Py_XDECREF(mod);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
 }
 
 /* ------------------------------------------------------------------------

@@ -40,6 +40,10 @@ void nw__wsgi_release(nw_conn *c);
 PyObject *nw__wsgi_environ(nw_conn *c);
 
 /* Log the current Python exception with its traceback; clears it. */
+/* The pending Python exception's traceback as one string (a new
+   reference; NULL if none or it could not be formatted); the exception is
+   cleared either way. */
+PyObject *nw__py_traceback_text(void);
 void nw__log_py_exception(int level, const char *fmt, ...) NW_PRINTF(2, 3);
 
 /* ---- shared by the wsgi*.c files ---- */
