@@ -62,6 +62,36 @@
 /* Header ids below this have their last value kept per connection. */
 #define NW_CONN_HEADER_CACHE (NW_HDR_ACCEPT_CHARSET + 1)
 
+/* The last environ of a connection slot, kept when the app neither kept a
+   reference to it nor changed it (wsgi.c): the next request changes what
+   differs in it instead of copying the template into a new dict and
+   freeing that afterwards, which cost more than the rest of the environ.
+   What it holds is known from here; the pointers are borrowed from the
+   dict, which holds them while its version tag is unchanged. */
+#define NW_ENV_MEMO_HEADERS 24
+enum nw_env_slot {
+    NW_ENV_METHOD,
+    NW_ENV_RAW_URI,
+    NW_ENV_PROTOCOL,
+    NW_ENV_SCHEME,
+    NW_ENV_SCRIPT_NAME,
+    NW_ENV_PATH_INFO,
+    NW_ENV_QUERY,
+    NW_ENV_INPUT,
+    NW_ENV_SLOTS
+};
+typedef struct nw_environ_memo {
+    PyObject *env;        /* the kept environ (a reference), or NULL */
+    const PyObject *tmpl; /* the template it was copied from */
+    const PyObject *built; /* the environ this memo describes */
+    uint64_t tag;         /* its version tag when the app got it */
+    PyObject *value[NW_ENV_SLOTS];
+    unsigned peer_shape;  /* which REMOTE_ and PROXY_ keys it has */
+    unsigned nheaders;    /* > NW_ENV_MEMO_HEADERS: not known, not kept */
+    PyObject *hkey[NW_ENV_MEMO_HEADERS];
+    PyObject *hvalue[NW_ENV_MEMO_HEADERS];
+} nw_environ_memo;
+
 typedef struct nw_out {
     struct iovec iov[NW_OUT_IOV];
     int niov;
@@ -158,6 +188,7 @@ struct nw_conn {
     /* the last value of each of the first header ids (Host to
        Accept-Charset), reused while a client repeats it */
     PyObject *header_cache[NW_CONN_HEADER_CACHE];
+    nw_environ_memo env_memo;
 
     /* the head being written */
     char *head;

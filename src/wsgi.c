@@ -52,6 +52,7 @@ static PyObject *template_environ;
 static PyObject *v_http10, *v_http11, *v_empty, *v_http, *v_https;
 static PyObject *v_port80, *v_port443;
 static PyObject *script_name; /* from the SCRIPT_NAME environment variable */
+static void slots_init(void);
 
 /* Each TCP listener's copy of the template, with its SERVER_NAME and
    SERVER_PORT, made on its first request */
@@ -251,6 +252,7 @@ nw__wsgi_init(int multithread, int multiprocess)
     Py_DECREF(sw);
     Py_DECREF(version);
     Py_DECREF(errors);
+    slots_init();
     return NW_OK;
 }
 
@@ -258,30 +260,18 @@ nw__wsgi_init(int multithread, int multiprocess)
  * The environ
  */
 
-/* urllib.parse.unquote_to_bytes(s).decode('latin-1'): invalid escapes
-   stay as they are. */
-static PyObject *
-unquote_latin1(const char *s, size_t n)
+/* A header name's byte as the environ spells it: upper case, '-' as '_'. */
+static inline Py_UCS1
+env_char(char c)
 {
-    char small[1024];
-    char *d;
-    size_t j;
-    PyObject *out;
-
-    if (memchr(s, '%', n) == NULL) {
-        return PyUnicode_DecodeLatin1(s, (Py_ssize_t) n, NULL);
-    }
-    d = n <= sizeof(small) ? small : nw__xmalloc(n);
-    j = nw__http_unquote(s, n, d);
-    out = PyUnicode_DecodeLatin1(d, (Py_ssize_t) j, NULL);
-    if (d != small) {
-        free(d);
-    }
-    return out;
+    unsigned char ch = (unsigned char) c;
+    return ch == '-'                    ? '_'
+           : (ch >= 'a' && ch <= 'z') ? (Py_UCS1) (ch - 32)
+                                      : ch;
 }
 
-/* HTTP_ + upper-cased name with '-' as '_', built in place: for the names
-   the parser did not know. */
+/* HTTP_ + the name in env_char()s, built in place: for the names the
+   parser did not know. */
 static PyObject *
 header_key(const char *name, size_t n)
 {
@@ -294,12 +284,34 @@ header_key(const char *name, size_t n)
     d = PyUnicode_1BYTE_DATA(key);
     memcpy(d, "HTTP_", 5);
     for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char) name[i];
-        d[5 + i] = ch == '-'                    ? '_'
-                   : (ch >= 'a' && ch <= 'z') ? (Py_UCS1) (ch - 32)
-                                              : ch;
+        d[5 + i] = env_char(name[i]);
     }
     return key;
+}
+
+/* Whether key is the environ key of header hd, named name. */
+static int
+key_is(PyObject *key, const nw_header *hd, const char *name)
+{
+    const Py_UCS1 *d;
+
+    if (hd->id != NW_HDR_OTHER) {
+        return key == k_headers[hd->id];
+    }
+    if (PyUnicode_KIND(key) != PyUnicode_1BYTE_KIND
+        || (size_t) PyUnicode_GET_LENGTH(key) != hd->name.len + 5) {
+        return 0;
+    }
+    d = PyUnicode_1BYTE_DATA(key);
+    if (memcmp(d, "HTTP_", 5) != 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < hd->name.len; i++) {
+        if (d[5 + i] != env_char(name[i])) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* A port as a str, without the printf machinery. */
@@ -411,6 +423,7 @@ set_peer(nw_conn *c, PyObject *env)
     }
     if (c->peer.ss_family != AF_INET && c->peer.ss_family != AF_INET6) {
         /* a unix socket's peer has no address (Gunicorn: '', no port) */
+        c->remote_stale = 0;
         return PyDict_SetItem(env, k_REMOTE_ADDR, v_empty);
     }
     if (c->remote_addr == NULL || c->remote_stale) {
@@ -581,54 +594,206 @@ set_server(nw_conn *c, PyObject *env, const char *host, size_t hlen,
     return PyDict_SetItem(env, k_SERVER_PORT, v_empty);
 }
 
-static PyObject *
-build_environ(nw_conn *c)
+/* ------------------------------------------------------------------------
+ * Recycling the environ (nw_environ_memo in conn.h)
+ */
+
+/* A dict's version tag changes with every change made to it, and no two
+   dicts share one.  It is deprecated from Python 3.12 on, where a dict
+   watcher would tell the same: there, every request builds a new environ
+   (the memo is still kept, never used). */
+#if PY_VERSION_HEX < 0x030C0000
+#define ENVIRON_RECYCLING 1
+static uint64_t
+dict_tag(PyObject *d)
 {
-    nw_http *h = &c->http;
-    nw_request *r = &h->req;
-    PyObject *tmpl = environ_template(c);
-    PyObject *env = PyDict_Copy(tmpl);
-    const char *target = nw__span_ptr(h, r->url);
-    const char *path, *query, *host = NULL;
-    size_t plen, qlen, hlen = 0;
-    PyObject *sn = NULL;
-    Py_ssize_t sn_len;
+    return ((PyDictObject *) d)->ma_version_tag;
+}
+#else
+#define ENVIRON_RECYCLING 0
+#endif
+
+/* The key of each memo slot, and its value in the template. */
+static PyObject *slot_key[NW_ENV_SLOTS], *slot_default[NW_ENV_SLOTS];
+
+static void
+slots_init(void)
+{
+    slot_key[NW_ENV_METHOD] = k_REQUEST_METHOD;
+    slot_key[NW_ENV_RAW_URI] = k_RAW_URI;
+    slot_key[NW_ENV_PROTOCOL] = k_SERVER_PROTOCOL;
+    slot_key[NW_ENV_SCHEME] = k_wsgi_url_scheme;
+    slot_key[NW_ENV_SCRIPT_NAME] = k_SCRIPT_NAME;
+    slot_key[NW_ENV_PATH_INFO] = k_PATH_INFO;
+    slot_key[NW_ENV_QUERY] = k_QUERY_STRING;
+    slot_key[NW_ENV_INPUT] = k_wsgi_input;
+    slot_default[NW_ENV_METHOD] = v_methods[NW_METHOD_GET];
+    slot_default[NW_ENV_RAW_URI] = Py_None;
+    slot_default[NW_ENV_PROTOCOL] = v_http11;
+    slot_default[NW_ENV_SCHEME] = v_http;
+    slot_default[NW_ENV_SCRIPT_NAME] = script_name;
+    slot_default[NW_ENV_PATH_INFO] = Py_None;
+    slot_default[NW_ENV_QUERY] = v_empty;
+    slot_default[NW_ENV_INPUT] = Py_None;
+}
+
+/* Which of REMOTE_ADDR, REMOTE_PORT and the PROXY_ keys set_peer sets. */
+static unsigned
+peer_shape(const nw_conn *c)
+{
+    int inet = c->peer.ss_family == AF_INET || c->peer.ss_family == AF_INET6;
+    return (c->proxy.present ? 4u : 0u) | (c->proxy.has_addr ? 2u : 0u)
+           | (inet ? 1u : 0u);
+}
+
+/* The kept environ, when it has the keys this request's has (the same
+   template, peer keys and header keys in the same order): then only
+   values differ.  Else it is freed. */
+static PyObject *
+take_spare(nw_conn *c, const PyObject *tmpl, unsigned shape)
+{
+    nw_environ_memo *m = &c->env_memo;
+    const nw_request *r = &c->http.req;
+    PyObject *env = m->env;
+    unsigned n = 0;
 
     if (env == NULL) {
         return NULL;
     }
-    /* the template's defaults (GET, HTTP/1.1, SCRIPT_NAME, an empty query
-       string) are left as they are when the request agrees */
-    if (r->method_id == NW_METHOD_GET) {
-        /* the default */
-    } else if (r->method_id != NW_METHOD_OTHER) {
-        if (PyDict_SetItem(env, k_REQUEST_METHOD, v_methods[r->method_id])
-            != 0) {
-            goto fail;
+    m->env = NULL;
+    if (m->tmpl != tmpl || m->peer_shape != shape
+        || m->nheaders > NW_ENV_MEMO_HEADERS) {
+        goto unfit;
+    }
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        const nw_header *hd = &r->headers[i];
+        if (hd->flags & NW_HDRF_DROP) {
+            continue;
         }
-    } else if (set_steal(env, k_REQUEST_METHOD,
-                         PyUnicode_DecodeLatin1(nw__span_ptr(h, r->method),
-                                                r->method.len, NULL))
-               != 0) {
-        goto fail;
-    }
-    if (set_steal(env, k_RAW_URI,
-                  PyUnicode_DecodeLatin1(target, r->url.len, NULL))
-        != 0) {
-        goto fail;
-    }
-    if (r->http_major == 1 && r->http_minor == 1) {
-        /* the default */
-    } else if (r->http_major == 1 && r->http_minor == 0) {
-        if (PyDict_SetItem(env, k_SERVER_PROTOCOL, v_http10) != 0) {
-            goto fail;
+        if (n == m->nheaders
+            || !key_is(m->hkey[n], hd, nw__span_ptr(&c->http, hd->name))) {
+            goto unfit;
         }
-    } else if (set_steal(env, k_SERVER_PROTOCOL,
-                         PyUnicode_FromFormat("HTTP/%u.%u", r->http_major,
-                                              r->http_minor))
-               != 0) {
-        goto fail;
+        n++;
     }
+    if (n == m->nheaders) {
+        return env;
+    }
+unfit:
+    Py_DECREF(env);
+    return NULL;
+}
+
+static int
+same_text(PyObject *v, const char *s, size_t n)
+{
+    return PyUnicode_CheckExact(v) && PyUnicode_KIND(v) == PyUnicode_1BYTE_KIND
+           && (size_t) PyUnicode_GET_LENGTH(v) == n
+           && memcmp(PyUnicode_1BYTE_DATA(v), s, n) == 0;
+}
+
+/* env[slot's key] = v, unless it is already */
+static int
+put_obj(nw_environ_memo *m, PyObject *env, enum nw_env_slot slot, PyObject *v)
+{
+    if (m->value[slot] == v) {
+        return 0;
+    }
+    if (PyDict_SetItem(env, slot_key[slot], v) != 0) {
+        return -1;
+    }
+    m->value[slot] = v;
+    return 0;
+}
+
+/* env[slot's key] = s decoded as latin-1, unless it is that already */
+static int
+put_text(nw_environ_memo *m, PyObject *env, enum nw_env_slot slot,
+         const char *s, size_t n)
+{
+    PyObject *v;
+    int rc;
+
+    if (same_text(m->value[slot], s, n)) {
+        return 0;
+    }
+    v = PyUnicode_DecodeLatin1(s, (Py_ssize_t) n, NULL);
+    if (v == NULL) {
+        return -1;
+    }
+    rc = PyDict_SetItem(env, slot_key[slot], v);
+    Py_DECREF(v); /* env holds it */
+    if (rc == 0) {
+        m->value[slot] = v;
+    }
+    return rc;
+}
+
+/* PATH_INFO: urllib.parse.unquote_to_bytes(path).decode('latin-1'), where
+   invalid escapes stay as they are */
+static int
+put_path(nw_environ_memo *m, PyObject *env, const char *path, size_t n)
+{
+    char small[1024];
+    char *d;
+    int rc;
+
+    if (memchr(path, '%', n) == NULL) {
+        return put_text(m, env, NW_ENV_PATH_INFO, path, n);
+    }
+    d = n <= sizeof(small) ? small : nw__xmalloc(n);
+    rc = put_text(m, env, NW_ENV_PATH_INFO, d, nw__http_unquote(path, n, d));
+    if (d != small) {
+        free(d);
+    }
+    return rc;
+}
+
+/* The header keys and values: a kept environ has these keys already (see
+   take_spare), and a value the client repeats is left as it is. */
+static int
+put_headers_again(nw_conn *c, PyObject *env, const char **host,
+                  size_t *hlen)
+{
+    nw_environ_memo *m = &c->env_memo;
+    nw_http *h = &c->http;
+    const nw_request *r = &h->req;
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        const nw_header *hd = &r->headers[i];
+        const char *value = nw__span_ptr(h, hd->value);
+        PyObject *val;
+
+        if (hd->flags & NW_HDRF_DROP) {
+            continue;
+        }
+        if (hd->id == NW_HDR_HOST) {
+            *host = value;
+            *hlen = hd->value.len;
+        }
+        if (!same_text(m->hvalue[n], value, hd->value.len)) {
+            val = header_value(c, hd->id, value, hd->value.len);
+            if (val == NULL || PyDict_SetItem(env, m->hkey[n], val) != 0) {
+                Py_XDECREF(val);
+                return -1;
+            }
+            Py_DECREF(val); /* env holds it */
+            m->hvalue[n] = val;
+        }
+        n++;
+    }
+    return 0;
+}
+
+/* The header keys and values into a new environ, noted in the memo. */
+static int
+put_headers(nw_conn *c, PyObject *env, const char **host, size_t *hlen)
+{
+    nw_environ_memo *m = &c->env_memo;
+    nw_http *h = &c->http;
+    const nw_request *r = &h->req;
+    unsigned n = 0;
 
     for (unsigned i = 0; i < r->nheaders; i++) {
         const nw_header *hd = &r->headers[i];
@@ -642,37 +807,96 @@ build_environ(nw_conn *c)
             key = k_headers[hd->id];
             Py_INCREF(key);
             if (hd->id == NW_HDR_HOST) {
-                host = value;
-                hlen = hd->value.len;
+                *host = value;
+                *hlen = hd->value.len;
             }
         } else {
             key = header_key(nw__span_ptr(h, hd->name), hd->name.len);
             if (key == NULL) {
-                goto fail;
+                return -1;
             }
         }
         val = header_value(c, hd->id, value, hd->value.len);
         if (val == NULL) {
             Py_DECREF(key);
-            goto fail;
+            return -1;
         }
         old = PyDict_GetItemWithError(env, key);
         if (old != NULL) {
-            /* a repeated header: values joined with ',' (Gunicorn) */
+            /* a repeated header: values joined with ',' (Gunicorn); the
+               memo does not follow joins */
             PyObject *joined = PyUnicode_FromFormat("%U,%U", old, val);
             Py_DECREF(val);
             val = joined;
+            n = NW_ENV_MEMO_HEADERS + 1;
+        } else if (n < NW_ENV_MEMO_HEADERS) {
+            m->hkey[n] = key; /* env holds both from here on */
+            m->hvalue[n] = val;
+            n++;
+        } else {
+            n = NW_ENV_MEMO_HEADERS + 1;
         }
         if (val == NULL || PyDict_SetItem(env, key, val) != 0) {
             Py_XDECREF(val);
             Py_DECREF(key);
-            goto fail;
+            return -1;
         }
         Py_DECREF(val);
         Py_DECREF(key);
     }
-    if (r->scheme == NW_SCHEME_HTTPS
-        && PyDict_SetItem(env, k_wsgi_url_scheme, v_https) != 0) {
+    m->nheaders = n;
+    return 0;
+}
+
+static PyObject *
+build_environ(nw_conn *c)
+{
+    nw_http *h = &c->http;
+    nw_request *r = &h->req;
+    nw_environ_memo *m = &c->env_memo;
+    PyObject *tmpl = environ_template(c);
+    unsigned shape = peer_shape(c);
+    PyObject *env = take_spare(c, tmpl, shape);
+    int recycled = env != NULL;
+    const char *target = nw__span_ptr(h, r->url);
+    const char *path, *query, *host = NULL, *sn;
+    size_t plen, qlen, hlen = 0, sn_len;
+    int rc;
+
+    if (!recycled) {
+        env = PyDict_Copy(tmpl);
+        if (env == NULL) {
+            return NULL;
+        }
+        m->tmpl = tmpl;
+        m->peer_shape = shape;
+        memcpy(m->value, slot_default, sizeof(m->value));
+    }
+    /* what the memo says env holds is true from here on, whatever fails */
+    m->built = env;
+    rc = r->method_id != NW_METHOD_OTHER
+             ? put_obj(m, env, NW_ENV_METHOD, v_methods[r->method_id])
+             : put_text(m, env, NW_ENV_METHOD, nw__span_ptr(h, r->method),
+                        r->method.len);
+    if (rc != 0 || put_text(m, env, NW_ENV_RAW_URI, target, r->url.len) != 0) {
+        goto fail;
+    }
+    if (r->http_major == 1 && r->http_minor <= 1) {
+        rc = put_obj(m, env, NW_ENV_PROTOCOL,
+                     r->http_minor == 1 ? v_http11 : v_http10);
+    } else {
+        char proto[32];
+        int n = snprintf(proto, sizeof(proto), "HTTP/%u.%u", r->http_major,
+                         r->http_minor);
+        rc = put_text(m, env, NW_ENV_PROTOCOL, proto, (size_t) n);
+    }
+    if (rc != 0
+        || (recycled ? put_headers_again(c, env, &host, &hlen)
+                     : put_headers(c, env, &host, &hlen))
+               != 0
+        || put_obj(m, env, NW_ENV_SCHEME,
+                   r->scheme == NW_SCHEME_HTTPS ? v_https : v_http)
+               != 0) {
         goto fail;
     }
 
@@ -680,62 +904,76 @@ build_environ(nw_conn *c)
        front-end (forwarder_headers); the path must start with it */
     nw__http_split_target(target, r->url.len, &path, &plen, &query, &qlen);
     if (r->has_script_name) {
-        sn = PyUnicode_DecodeLatin1(nw__span_ptr(h, r->script_name),
-                                    r->script_name.len, NULL);
-        if (sn == NULL) {
-            goto fail;
-        }
+        sn = nw__span_ptr(h, r->script_name);
+        sn_len = r->script_name.len;
     } else {
-        sn = script_name;
-        Py_INCREF(sn);
+        sn = (const char *) PyUnicode_1BYTE_DATA(script_name);
+        sn_len = (size_t) PyUnicode_GET_LENGTH(script_name);
     }
-    sn_len = PyUnicode_GET_LENGTH(sn);
     if (sn_len > 0) {
-        if ((size_t) sn_len > plen
-            || memcmp(PyUnicode_1BYTE_DATA(sn), path, (size_t) sn_len) != 0) {
+        if (sn_len > plen || memcmp(sn, path, sn_len) != 0) {
             char uri[256];
             nw__request_uri(c, uri, sizeof(uri));
             nw__log(NW_LOG_ERROR,
                     "Error handling request %s: the path does not start "
-                    "with SCRIPT_NAME '%.200s'",
-                    uri, (const char *) PyUnicode_1BYTE_DATA(sn));
+                    "with SCRIPT_NAME '%.*s'",
+                    uri, (int) (sn_len > 200 ? 200 : sn_len), sn);
             c->error_status = 500;
-            Py_DECREF(sn);
             Py_DECREF(env);
             return NULL;
         }
         path += sn_len;
-        plen -= (size_t) sn_len;
+        plen -= sn_len;
     }
-    if (r->has_script_name) {
-        if (set_steal(env, k_SCRIPT_NAME, sn) != 0) {
-            goto fail;
-        }
-    } else {
-        Py_DECREF(sn);
-    }
-    if (set_steal(env, k_PATH_INFO, unquote_latin1(path, plen)) != 0
-        || (qlen > 0
-            && set_steal(env, k_QUERY_STRING,
-                         PyUnicode_DecodeLatin1(query, (Py_ssize_t) qlen,
-                                                NULL))
-                   != 0)) {
+    rc = r->has_script_name
+             ? put_text(m, env, NW_ENV_SCRIPT_NAME, sn, sn_len)
+             : put_obj(m, env, NW_ENV_SCRIPT_NAME, script_name);
+    if (rc != 0 || put_path(m, env, path, plen) != 0
+        || put_text(m, env, NW_ENV_QUERY, query, qlen) != 0) {
         goto fail;
     }
-    if (set_peer(c, env) != 0
-        || (tmpl == template_environ
-            && set_server(c, env, host, hlen, r->scheme == NW_SCHEME_HTTPS)
-                   != 0)) {
+    /* the peer's keys change with the connection only */
+    if ((!recycled || c->remote_stale || c->proxy.present)
+        && set_peer(c, env) != 0) {
         goto fail;
     }
-    if (PyDict_SetItem(env, k_wsgi_input, c->input) != 0) {
+    if (tmpl == template_environ
+        && set_server(c, env, host, hlen, r->scheme == NW_SCHEME_HTTPS) != 0) {
         goto fail;
     }
+    if (put_obj(m, env, NW_ENV_INPUT, c->input) != 0) {
+        goto fail;
+    }
+#if ENVIRON_RECYCLING
+    m->tag = dict_tag(env);
+#endif
     return env;
 
 fail:
     Py_DECREF(env);
     return NULL;
+}
+
+void
+nw__wsgi_environ_done(nw_conn *c)
+{
+    PyObject *env = c->environ;
+    nw_environ_memo *m = &c->env_memo;
+
+    if (env == NULL) {
+        return;
+    }
+    c->environ = NULL;
+#if ENVIRON_RECYCLING
+    /* nothing else holds it and nothing changed it since build_environ */
+    if (Py_REFCNT(env) == 1 && m->env == NULL && m->built == env
+        && m->nheaders <= NW_ENV_MEMO_HEADERS && dict_tag(env) == m->tag) {
+        m->env = env;
+        return;
+    }
+#endif
+    (void) m;
+    Py_DECREF(env);
 }
 
 /* ------------------------------------------------------------------------
@@ -754,7 +992,11 @@ ensure_objects(nw_conn *c)
         nw__wsgi_callable_detach(c->write_fn);
         Py_CLEAR(c->write_fn);
     }
-    if (c->input != NULL && Py_REFCNT(c->input) > 1) {
+    if (c->input != NULL
+        && Py_REFCNT(c->input)
+               > 1 + (c->env_memo.env != NULL
+                      && c->env_memo.value[NW_ENV_INPUT] == c->input)) {
+        /* (a kept environ holds one reference) */
         nw__input_detach(c->input);
         Py_CLEAR(c->input);
     }
@@ -798,6 +1040,7 @@ nw__wsgi_release(nw_conn *c)
         Py_CLEAR(c->input);
     }
     Py_CLEAR(c->queued);
+    Py_CLEAR(c->env_memo.env);
     Py_CLEAR(c->remote_addr);
     Py_CLEAR(c->remote_port);
     for (int i = 0; i < NW_CONN_HEADER_CACHE; i++) {
@@ -831,7 +1074,7 @@ nw__wsgi_environ(nw_conn *c)
 int
 nw__wsgi_call(nw_conn *c, PyObject *app)
 {
-    PyObject *args;
+    PyObject *args[2];
 
     start_request(c);
     if ((nw__hook_mask & NW_REQUEST_HOOKS)
@@ -850,12 +1093,9 @@ nw__wsgi_call(nw_conn *c, PyObject *app)
     if (c->environ == NULL) {
         goto error;
     }
-    args = PyTuple_Pack(2, c->environ, c->start_response);
-    if (args == NULL) {
-        goto error;
-    }
-    c->result = PyObject_Call(app, args, NULL);
-    Py_DECREF(args);
+    args[0] = c->environ;
+    args[1] = c->start_response;
+    c->result = PyObject_Vectorcall(app, args, 2, NULL);
     if (c->result == NULL) {
         goto error;
     }

@@ -33,6 +33,9 @@ void nw__wsgi_finish(nw_conn *c);
    held), before nw__conn_free: an event class frees slots as connections
    close. */
 void nw__wsgi_release(nw_conn *c);
+/* The request's environ is no longer needed: kept for the slot's next
+   request when it can be (see nw_environ_memo), else released. */
+void nw__wsgi_environ_done(nw_conn *c);
 
 /* The environ alone (GIL held): for tests and the fuzzer.  NULL with an
    exception set, or with c->error_status set when the request cannot be

@@ -998,7 +998,7 @@ nw__wsgi_finish(nw_conn *c)
     if (c->req_active) {
         nw__request_end(c);
     }
-    Py_CLEAR(c->environ);
+    nw__wsgi_environ_done(c);
     c->phase = NW_WSGI_IDLE;
 }
 

@@ -182,6 +182,38 @@ check_bytewise(const nw_conn *c, const struct outcome *whole,
     }
 }
 
+/* env may be the connection's last environ, recycled: it must equal a
+   new one built for the same request (wsgi.input aside: the second build
+   sees env holding the first input and makes another).  The new one is
+   then finished as a served request's is, to be recycled next. */
+static void
+check_recycled(nw_conn *c, PyObject *env)
+{
+    PyObject *fresh = nw__wsgi_environ(c);
+    int same;
+
+    if (fresh == NULL) {
+        abort();
+    }
+    if (PyDict_DelItemString(env, "wsgi.input") != 0
+        || PyDict_SetItemString(env, "wsgi.input",
+                                PyDict_GetItemString(fresh, "wsgi.input"))
+               != 0) {
+        abort();
+    }
+    same = PyObject_RichCompareBool(env, fresh, Py_EQ);
+    if (same != 1) {
+        PyObject_Print(env, stderr, 0);
+        fputs("\n  !=\n", stderr);
+        PyObject_Print(fresh, stderr, 0);
+        fputs("\n", stderr);
+        abort();
+    }
+    Py_DECREF(env);
+    c->environ = fresh;
+    nw__wsgi_environ_done(c);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -218,8 +250,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         env = nw__wsgi_environ(c);
         if (env == NULL) {
             PyErr_Clear();
+        } else {
+            check_recycled(c, env);
         }
-        Py_XDECREF(env);
         while (c->http.state == NW_HTTP_BODY) {
             if (c->http.pos == c->http.len) {
                 if (pos == size) {

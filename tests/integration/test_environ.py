@@ -140,3 +140,43 @@ def test_kept_connection_sees_each_requests_own_headers(server, klass):
     other = json.loads(parse_responses(exchange(s.port, raw[:raw.index(
         b"\r\n\r\n") + 4]))[0][2])
     assert other["REMOTE_PORT"] != envs[0]["REMOTE_PORT"]
+
+
+@pytest.mark.parametrize("klass", ["ev", KEEPALIVE])
+def test_each_request_of_a_kept_connection_gets_a_clean_environ(server,
+                                                                 klass):
+    """An environ the app left alone may be reused for the connection's next
+    request: nothing a request or the app did may show in the next one, and
+    an environ the app kept is never changed afterwards."""
+    s = server("-k", klass, app="environ_use", workers_ready=1)
+    reqs = [
+        b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\nX-Gone: 1\r\n\r\n",
+        b"GET /change HTTP/1.1\r\nHost: h\r\nX-Gone: 1\r\n\r\n",
+        b"GET /b HTTP/1.1\r\nHost: h\r\nX-Gone: 2\r\n\r\n",
+        b"POST /keep HTTP/1.1\r\nHost: h\r\nX-Gone: 2\r\n"
+        b"Content-Length: 0\r\n\r\n",
+        b"PUT /c%20d?q=2 HTTP/1.0\r\nHost: h\r\nX-Gone: 3\r\n"
+        b"Connection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+        b"GET /e HTTP/1.1\r\nHost: h\r\nX-Other: 4\r\n\r\n",
+        b"GET /kept HTTP/1.1\r\nHost: h\r\n\r\n",
+    ]
+    out = parse_responses(exchange(s.port, b"".join(reqs)))
+    assert [status for status, _, _ in out] == [200] * len(reqs)
+    envs = [json.loads(body) for _, _, body in out[:-1]]
+    # each as a connection of its own would have it
+    for raw, env in zip(reqs, envs):
+        alone = json.loads(parse_responses(exchange(s.port, raw))[0][2])
+        for e in (env, alone):
+            del e["REMOTE_PORT"]
+        assert env == alone
+    assert envs[1]["app.key"] == "set by the app"
+    assert "app.key" not in envs[2]
+    assert envs[2]["wsgi.url_scheme"] == "http"
+    assert envs[2]["HTTP_X_GONE"] == "2"
+    assert (envs[4]["REQUEST_METHOD"], envs[4]["PATH_INFO"],
+            envs[4]["QUERY_STRING"], envs[4]["SERVER_PROTOCOL"]) == (
+        "PUT", "/c d", "q=2", "HTTP/1.0")
+    assert (envs[5]["REQUEST_METHOD"], envs[5]["QUERY_STRING"],
+            envs[5]["SERVER_PROTOCOL"]) == ("GET", "", "HTTP/1.1")
+    assert "HTTP_X_GONE" not in envs[5] and "CONTENT_LENGTH" not in envs[5]
+    assert json.loads(out[-1][2]) == [True]

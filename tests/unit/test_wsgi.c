@@ -331,6 +331,212 @@ test_script_name_and_proxy(void **state)
 }
 
 /* ------------------------------------------------------------------------
+ * Recycling the environ: a connection's next request may get the last
+ * environ back with what differs changed.  Each request of a sequence is
+ * built on a connection that recycles and on a fresh one; both environs
+ * must be equal (wsgi.input aside, which is each connection's own).
+ */
+
+struct step {
+    const char *req;
+    unsigned port;     /* the peer's port; another one is a new connection */
+    int recycled;      /* the kept environ must be the one built */
+    int app;           /* what the app does with it */
+    int unkept;        /* left alone by the app, yet not kept */
+};
+
+enum { APP_NOTHING, APP_CHANGES_IT, APP_KEEPS_IT };
+
+/* env without wsgi.input, for comparing */
+static PyObject *
+v_https_str(void)
+{
+    static PyObject *v;
+    if (v == NULL) {
+        v = PyUnicode_FromString("https");
+    }
+    return v;
+}
+
+static PyObject *
+without_input(PyObject *env)
+{
+    PyObject *d = PyDict_Copy(env);
+    assert_non_null(d);
+    assert_int_equal(PyDict_DelItemString(d, "wsgi.input"), 0);
+    return d;
+}
+
+static PyObject *
+next_environ(nw_conn *c, const char *req, const struct sockaddr_in *peer,
+             int new_connection, const nw_listener *l)
+{
+    PyObject *env;
+
+    if (new_connection) {
+        return environ_of(c, req, (const struct sockaddr *) peer,
+                          sizeof(*peer), l);
+    }
+    /* the same connection: only the request is new */
+    c->http.len = c->http.pos = 0;
+    nw__http_reset(&c->http);
+    c->head_done = 0;
+    memcpy(c->http.buf, req, strlen(req));
+    c->http.len = strlen(req);
+    assert_int_equal(nw__conn_parse_head(c), NW_HTTP_HEAD_DONE);
+    env = nw__wsgi_environ(c);
+    assert_non_null(env);
+    return env;
+}
+
+static void
+run_steps(const struct step *steps, size_t n, const nw_listener *l)
+{
+    nw_conn c, fresh;
+    PyObject *kept = NULL, *held = NULL, *held_copy = NULL;
+    unsigned port = 0;
+
+    nw__conn_init(&c, NULL, &cfg, NW_CONN_BLOCKING);
+    for (size_t i = 0; i < n; i++) {
+        struct sockaddr_in peer = v4("127.0.0.1", steps[i].port);
+        PyObject *env, *want, *a, *b;
+
+        env = next_environ(&c, steps[i].req, &peer, steps[i].port != port, l);
+        port = steps[i].port;
+        if (steps[i].recycled) {
+            assert_ptr_equal(env, kept);
+        }
+        if (kept != NULL) {
+            Py_DECREF(kept);
+            kept = NULL;
+        }
+        nw__conn_init(&fresh, NULL, &cfg, NW_CONN_BLOCKING);
+        want = environ_of(&fresh, steps[i].req, (struct sockaddr *) &peer,
+                          sizeof(peer), l);
+        assert_non_null(want);
+        a = without_input(env);
+        b = without_input(want);
+        if (PyObject_RichCompareBool(a, b, Py_EQ) != 1) {
+            PyObject_Print(a, stderr, 0);
+            fputs("\n  !=\n", stderr);
+            PyObject_Print(b, stderr, 0);
+            fail_msg("step %zu: the recycled environ differs", i);
+        }
+        assert_ptr_equal(PyDict_GetItemString(env, "wsgi.input"), c.input);
+        Py_DECREF(a);
+        Py_DECREF(b);
+        Py_DECREF(want);
+        nw__wsgi_release(&fresh);
+        nw__conn_free(&fresh);
+
+        /* the app returns: finish as the server does */
+        if (steps[i].app == APP_CHANGES_IT) {
+            PyDict_SetItemString(env, "wsgi.url_scheme", v_https_str());
+        } else if (steps[i].app == APP_KEEPS_IT) {
+            Py_XDECREF(held);
+            Py_XDECREF(held_copy);
+            held = Py_NewRef(env);
+            held_copy = PyDict_Copy(env);
+        }
+        c.environ = env;
+        nw__wsgi_environ_done(&c);
+        assert_null(c.environ);
+        if (steps[i].app == APP_NOTHING && !steps[i].unkept) {
+            kept = c.env_memo.env;
+            assert_non_null(kept);
+            Py_INCREF(kept); /* to compare pointers, dropped right after */
+        } else {
+            assert_null(c.env_memo.env);
+        }
+        if (held != NULL) {
+            /* what the app kept is never changed by a later request */
+            assert_int_equal(PyObject_RichCompareBool(held, held_copy, Py_EQ),
+                             1);
+        }
+    }
+    Py_XDECREF(kept);
+    Py_XDECREF(held);
+    Py_XDECREF(held_copy);
+    nw__wsgi_release(&c);
+    nw__conn_free(&c);
+}
+
+static void
+test_environ_recycling(void **state)
+{
+    static const struct step steps[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1000, 0, APP_NOTHING, 0},
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1000, 1, APP_NOTHING, 0},
+        /* other header names: a new environ */
+        {"POST /x%20y?q=1 HTTP/1.0\r\nHost: b\r\nContent-Type: t/a\r\n"
+         "Content-Length: 0\r\n\r\n",
+         1000, 0, APP_NOTHING, 0},
+        /* the same names: the method, path, query, protocol and values
+           change in place */
+        {"PUT /z?q=2 HTTP/1.1\r\nHost: c\r\nContent-Type: t/b\r\n"
+         "Content-Length: 0\r\n\r\n",
+         1000, 1, APP_NOTHING, 0},
+        {"GET / HTTP/1.1\r\nHost: c\r\nContent-Type: t/b\r\n"
+         "Content-Length: 0\r\n\r\n",
+         1000, 1, APP_NOTHING, 0},
+        /* names the parser does not know, a method it does not know */
+        {"BREW /pot HTTP/1.1\r\nHost: c\r\nX-One: 1\r\nx-two-b: 2\r\n\r\n",
+         1000, 0, APP_NOTHING, 0},
+        {"BREW /pot?x HTTP/1.1\r\nHost: c\r\nx-one: 3\r\nX-Two-B: 2\r\n\r\n",
+         1000, 1, APP_NOTHING, 0},
+        {"GET /pot HTTP/1.1\r\nHost: c\r\nX-One: 3\r\nX-Two-C: 2\r\n\r\n",
+         1000, 0, APP_NOTHING, 0},
+        /* a repeated header is joined: that environ is not kept */
+        {"GET / HTTP/1.1\r\nHost: c\r\nX-A: 1\r\nX-A: 2\r\n\r\n", 1000, 0,
+         APP_NOTHING, 1},
+        {"GET / HTTP/1.1\r\nHost: c\r\nX-A: 1\r\nX-A: 2\r\n\r\n", 1000, 0,
+         APP_NOTHING, 1},
+        /* a dropped header (header_map): not a key */
+        {"GET / HTTP/1.1\r\nHost: c\r\nX_Under: 1\r\nX-A: 1\r\n\r\n", 1000,
+         0, APP_NOTHING, 0},
+        {"GET / HTTP/1.1\r\nHost: c\r\nX-A: 2\r\n\r\n", 1000, 1,
+         APP_NOTHING, 0},
+        /* a trusted front-end's scheme and SCRIPT_NAME come and go */
+        {"GET /app/x HTTP/1.1\r\nHost: c\r\nX-Forwarded-Proto: https\r\n"
+         "SCRIPT_NAME: /app\r\n\r\n",
+         1000, 0, APP_NOTHING, 0},
+        {"GET /bpp/y HTTP/1.1\r\nHost: c\r\nX-Forwarded-Proto: http\r\n"
+         "SCRIPT_NAME: /bpp\r\n\r\n",
+         1000, 1, APP_NOTHING, 0},
+        /* the app changes its environ: not kept, and the next one has
+           none of the change */
+        {"GET /bpp/y HTTP/1.1\r\nHost: c\r\nX-Forwarded-Proto: http\r\n"
+         "SCRIPT_NAME: /bpp\r\n\r\n",
+         1000, 1, APP_CHANGES_IT, 0},
+        {"GET /bpp/y HTTP/1.1\r\nHost: c\r\nX-Forwarded-Proto: http\r\n"
+         "SCRIPT_NAME: /bpp\r\n\r\n",
+         1000, 0, APP_NOTHING, 0},
+        /* the app keeps a reference: not kept, never changed after */
+        {"GET /k HTTP/1.1\r\nHost: d\r\n\r\n", 1000, 0, APP_KEEPS_IT, 0},
+        {"GET /l HTTP/1.1\r\nHost: e\r\n\r\n", 1000, 0, APP_NOTHING, 0},
+        {"GET /m HTTP/1.1\r\nHost: f\r\n\r\n", 1000, 1, APP_NOTHING, 0},
+        /* a new connection in the slot: its peer's address */
+        {"GET /m HTTP/1.1\r\nHost: f\r\n\r\n", 2000, 1, APP_NOTHING, 0},
+        {"GET /m HTTP/1.1\r\n\r\n", 2000, 0, APP_NOTHING, 0},
+    };
+    (void) state;
+    run_steps(steps, sizeof(steps) / sizeof(steps[0]), &tcp_listener);
+}
+
+static void
+test_environ_recycling_unix_listener(void **state)
+{
+    /* SERVER_NAME and SERVER_PORT come from Host, request by request */
+    static const struct step steps[] = {
+        {"GET / HTTP/1.1\r\nHost: a:81\r\n\r\n", 1000, 0, APP_NOTHING, 0},
+        {"GET / HTTP/1.1\r\nHost: b\r\n\r\n", 1000, 1, APP_NOTHING, 0},
+        {"GET / HTTP/1.1\r\nHost: b:82\r\n\r\n", 1000, 1, APP_NOTHING, 0},
+    };
+    (void) state;
+    run_steps(steps, sizeof(steps) / sizeof(steps[0]), &unix_listener);
+}
+
+/* ------------------------------------------------------------------------
  * The event-mode cycle over a socket pair
  */
 
@@ -592,6 +798,8 @@ main(void)
         cmocka_unit_test(test_unix_socket_server_name),
         cmocka_unit_test(test_ipv6_peer_and_untrusted),
         cmocka_unit_test(test_script_name_and_proxy),
+        cmocka_unit_test(test_environ_recycling),
+        cmocka_unit_test(test_environ_recycling_unix_listener),
         cmocka_unit_test(test_event_cycle),
         cmocka_unit_test(test_event_body_limit),
     };
