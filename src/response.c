@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <narwhal/api.h>
@@ -76,44 +75,48 @@ nw__resp_set_status(nw_resp *r, const char *status, size_t len, char *err,
     return NW_OK;
 }
 
-/* Names the server treats specially, told apart by length first. */
-enum special {
-    H_NONE,
-    H_CONTENT_LENGTH,
-    H_CONNECTION,
-    H_UPGRADE,
-    H_HOP, /* Gunicorn's util.hop_headers and what narwhal writes itself */
-};
+/* s (n bytes) is lower (lower-case letters and '-') in any case, without
+   a strncasecmp call per header: c | 0x20 is a given lower-case letter
+   only when c is that letter in either case, and '-' only when c is '-'
+   or CR, which never gets here (refused in names and values). */
+static int
+name_is(const char *s, const char *lower, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char) s[i] | 0x20) != (unsigned char) lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
 
-static enum special
+/* Names the server treats specially, told apart by length first. */
+static enum nw_header_kind
 special(const char *name, size_t n)
 {
-#define IS(s) (strncasecmp(name, s, n) == 0)
+#define IS(s) name_is(name, s, n)
     switch (n) {
-    case 2: return IS("te") ? H_HOP : H_NONE;
-    case 4: return IS("date") ? H_HOP : H_NONE;
-    case 6: return IS("server") ? H_HOP : H_NONE;
-    case 7: return IS("upgrade") ? H_UPGRADE : H_NONE;
-    case 8: return IS("trailers") ? H_HOP : H_NONE;
+    case 2: return IS("te") ? NW_HK_HOP : NW_HK_PLAIN;
+    case 4: return IS("date") ? NW_HK_HOP : NW_HK_PLAIN;
+    case 6: return IS("server") ? NW_HK_HOP : NW_HK_PLAIN;
+    case 7: return IS("upgrade") ? NW_HK_UPGRADE : NW_HK_PLAIN;
+    case 8: return IS("trailers") ? NW_HK_HOP : NW_HK_PLAIN;
     case 10:
-        return IS("connection") ? H_CONNECTION
-               : IS("keep-alive") ? H_HOP
-                                  : H_NONE;
-    case 14: return IS("content-length") ? H_CONTENT_LENGTH : H_NONE;
-    case 17: return IS("transfer-encoding") ? H_HOP : H_NONE;
-    case 18: return IS("proxy-authenticate") ? H_HOP : H_NONE;
-    case 19: return IS("proxy-authorization") ? H_HOP : H_NONE;
-    default: return H_NONE;
+        return IS("connection") ? NW_HK_CONNECTION
+               : IS("keep-alive") ? NW_HK_HOP
+                                  : NW_HK_PLAIN;
+    case 14: return IS("content-length") ? NW_HK_CONTENT_LENGTH : NW_HK_PLAIN;
+    case 17: return IS("transfer-encoding") ? NW_HK_HOP : NW_HK_PLAIN;
+    case 18: return IS("proxy-authenticate") ? NW_HK_HOP : NW_HK_PLAIN;
+    case 19: return IS("proxy-authorization") ? NW_HK_HOP : NW_HK_PLAIN;
+    default: return NW_HK_PLAIN;
     }
 #undef IS
 }
 
 int
-nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
-                    const char *value, size_t vlen, char *err, size_t errlen)
+nw__resp_header_kind(const char *name, size_t nlen, char *err, size_t errlen)
 {
-    size_t need;
-
     if (nlen == 0) {
         snprintf(err, errlen, "empty header name");
         return NW_ERROR;
@@ -128,6 +131,31 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
             return NW_ERROR;
         }
     }
+    return (int) special(name, nlen);
+}
+
+int
+nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
+                    const char *value, size_t vlen, char *err, size_t errlen)
+{
+    int kind = nw__resp_header_kind(name, nlen, err, errlen);
+
+    if (kind < 0) {
+        return NW_ERROR;
+    }
+    return nw__resp_add_header_kind(r, name, nlen,
+                                    (enum nw_header_kind) kind, value, vlen,
+                                    err, errlen);
+}
+
+int
+nw__resp_add_header_kind(nw_resp *r, const char *name, size_t nlen,
+                         enum nw_header_kind kind, const char *value,
+                         size_t vlen, char *err, size_t errlen)
+{
+    size_t need;
+    char *out;
+
     /* surrounding SP and HTAB are not part of the value */
     while (vlen > 0 && (value[0] == ' ' || value[0] == '\t')) {
         value++;
@@ -146,8 +174,8 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
             return NW_ERROR;
         }
     }
-    switch (special(name, nlen)) {
-    case H_CONTENT_LENGTH: {
+    switch (kind) {
+    case NW_HK_CONTENT_LENGTH: {
         int64_t v = 0;
         if (vlen == 0 || vlen > 18) {
             snprintf(err, errlen, "invalid Content-Length %.*s",
@@ -171,20 +199,20 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
         r->cl_len = nlen + 2 + vlen + 2;
         break;
     }
-    case H_CONNECTION:
-        if (vlen == 7 && strncasecmp(value, "upgrade", 7) == 0) {
+    case NW_HK_CONNECTION:
+        if (vlen == 7 && name_is(value, "upgrade", 7)) {
             r->upgrade = 1;
         }
         return NW_OK;
-    case H_UPGRADE:
-        if (!(vlen == 9 && strncasecmp(value, "websocket", 9) == 0)) {
+    case NW_HK_UPGRADE:
+        if (!(vlen == 9 && name_is(value, "websocket", 9))) {
             return NW_OK;
         }
         break;
-    case H_HOP:
+    case NW_HK_HOP:
         /* Gunicorn's util.hop_headers: the server owns these */
         return NW_OK;
-    case H_NONE:
+    case NW_HK_PLAIN:
         break;
     }
     need = r->headers_len + nlen + 2 + vlen + 2;
@@ -192,14 +220,16 @@ nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
         r->headers_cap = need < 512 ? 512 : need * 2;
         r->headers = nw__xrealloc(r->headers, r->headers_cap);
     }
-    memcpy(r->headers + r->headers_len, name, nlen);
-    r->headers_len += nlen;
-    memcpy(r->headers + r->headers_len, ": ", 2);
-    r->headers_len += 2;
-    memcpy(r->headers + r->headers_len, value, vlen);
-    r->headers_len += vlen;
-    memcpy(r->headers + r->headers_len, "\r\n", 2);
-    r->headers_len += 2;
+    out = r->headers + r->headers_len;
+    memcpy(out, name, nlen);
+    out += nlen;
+    *out++ = ':';
+    *out++ = ' ';
+    memcpy(out, value, vlen);
+    out += vlen;
+    *out++ = '\r';
+    *out = '\n';
+    r->headers_len = need;
     return NW_OK;
 }
 
@@ -245,15 +275,45 @@ append(char *out, size_t cap, size_t at, const char *s, size_t n)
     return at + n;
 }
 
+/* "\r\nServer: narwhal\r\nDate: ...\r\n": what follows the status line's
+   reason in every head, rebuilt once a second. */
+#define SERVER_LINE "\r\nServer: narwhal\r\n"
+static const char *
+server_date_lines(size_t *len)
+{
+    static time_t last = (time_t) -1;
+    static char lines[80] = SERVER_LINE;
+    static size_t lines_len;
+    time_t now = time(NULL);
+
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        lines_len = sizeof(SERVER_LINE) - 1
+                    + strftime(lines + sizeof(SERVER_LINE) - 1,
+                               sizeof(lines) - sizeof(SERVER_LINE) + 1,
+                               "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        last = now;
+    }
+    *len = lines_len;
+    return lines;
+}
+
 size_t
 nw__resp_head(const nw_resp *r, int http_major, int http_minor, char *out,
               size_t cap)
 {
     size_t n = 0, dlen;
-    const char *date = nw__http_date_line(&dlen);
-    const char *conn = r->upgrade      ? "Connection: upgrade\r\n"
-                       : r->must_close ? "Connection: close\r\n"
-                                       : "Connection: keep-alive\r\n";
+    const char *date = server_date_lines(&dlen);
+#define LINE(s) s, sizeof(s) - 1
+    static const struct {
+        const char *s;
+        size_t n;
+    } conns[] = {{LINE("Connection: keep-alive\r\n")},
+                 {LINE("Connection: close\r\n")},
+                 {LINE("Connection: upgrade\r\n")}};
+#undef LINE
+    unsigned conn = r->upgrade ? 2 : r->must_close ? 1 : 0;
 
     if (http_major == 1 && http_minor <= 1) {
         n = append(out, cap, n, http_minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
@@ -264,9 +324,8 @@ nw__resp_head(const nw_resp *r, int http_major, int http_minor, char *out,
                                      http_major, http_minor));
     }
     n = append(out, cap, n, r->status_text, r->status_len);
-    n = append(out, cap, n, "\r\nServer: narwhal\r\n", 19);
     n = append(out, cap, n, date, dlen);
-    n = append(out, cap, n, conn, strlen(conn));
+    n = append(out, cap, n, conns[conn].s, conns[conn].n);
     if (r->chunked) {
         n = append(out, cap, n, "Transfer-Encoding: chunked\r\n", 28);
     }
@@ -294,24 +353,6 @@ nw__resp_chunk_header(size_t n, char out[20])
     return j;
 }
 
-const char *
-nw__http_date_line(size_t *len)
-{
-    static time_t last = (time_t) -1;
-    static char line[48];
-    static size_t line_len;
-    time_t now = time(NULL);
-
-    if (now != last) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        line_len = strftime(line, sizeof(line),
-                            "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-        last = now;
-    }
-    *len = line_len;
-    return line;
-}
 
 const char *
 nw__status_reason(int status)

@@ -44,6 +44,23 @@ int nw__resp_add_header(nw_resp *r, const char *name, size_t nlen,
                         const char *value, size_t vlen, char *err,
                         size_t errlen);
 
+/* What the server makes of a header name, which does not depend on its
+   value: nw__resp_add_header is nw__resp_header_kind (NW_ERROR for a name
+   that is not a token) then nw__resp_add_header_kind, so that a caller may
+   keep the kind of a name it sees again. */
+enum nw_header_kind {
+    NW_HK_PLAIN,
+    NW_HK_CONTENT_LENGTH,
+    NW_HK_CONNECTION,
+    NW_HK_UPGRADE,
+    NW_HK_HOP, /* Gunicorn's util.hop_headers and what narwhal writes */
+};
+int nw__resp_header_kind(const char *name, size_t nlen, char *err,
+                         size_t errlen);
+int nw__resp_add_header_kind(nw_resp *r, const char *name, size_t nlen,
+                             enum nw_header_kind kind, const char *value,
+                             size_t vlen, char *err, size_t errlen);
+
 /* Forget the app's headers (start_response called again with exc_info). */
 void nw__resp_clear_headers(nw_resp *r);
 
@@ -60,9 +77,6 @@ size_t nw__resp_head(const nw_resp *r, int http_major, int http_minor,
 
 /* "1a2b\r\n" for a chunk of n bytes; returns its length (at most 18). */
 size_t nw__resp_chunk_header(size_t n, char out[20]);
-
-/* "Date: Mon, 23 Nov 2026 21:14:13 GMT\r\n", rebuilt once a second. */
-const char *nw__http_date_line(size_t *len);
 
 /* A complete canned error response (Gunicorn's util.write_error format).
    Returns its length; out must hold 1024 bytes. */

@@ -5,6 +5,7 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,9 +46,8 @@ nw__request_uri(const nw_conn *c, char *buf, size_t len)
              nw__span_ptr(h, h->req.url));
 }
 
-/* The bytes of a str that PEP 3333 requires to be latin-1: no copy. */
 static const char *
-latin1_data(PyObject *s, Py_ssize_t *len, const char *what)
+not_latin1(PyObject *s, Py_ssize_t *len, const char *what)
 {
     if (!PyUnicode_Check(s)) {
         PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what,
@@ -67,6 +67,49 @@ latin1_data(PyObject *s, Py_ssize_t *len, const char *what)
     }
     *len = PyUnicode_GET_LENGTH(s);
     return (const char *) PyUnicode_1BYTE_DATA(s);
+}
+
+/* The bytes of a str that PEP 3333 requires to be latin-1: no copy.  The
+   common case, an exact and compact one-byte str, is tested inline. */
+static inline const char *
+latin1_data(PyObject *s, Py_ssize_t *len, const char *what)
+{
+    if (PyUnicode_CheckExact(s) && PyUnicode_IS_COMPACT(s)
+        && PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND) {
+        *len = PyUnicode_GET_LENGTH(s);
+        return (const char *) PyUnicode_1BYTE_DATA(s);
+    }
+    return not_latin1(s, len, what);
+}
+
+/* Header names an app passes on every response are the same str objects
+   (constants in its code): each is checked once and its kind kept here,
+   so that a response pays a pointer comparison per name instead of a
+   byte-by-byte check.  The cache holds a reference to each name, so its
+   address cannot come back as another string. */
+#define NAME_CACHE 32
+static struct {
+    PyObject *name;
+    enum nw_header_kind kind;
+} name_cache[NAME_CACHE];
+
+static int
+header_kind(PyObject *name, const char *s, size_t n, char *err,
+            size_t errlen)
+{
+    size_t slot = ((uintptr_t) name >> 4) % NAME_CACHE;
+    int kind;
+
+    if (name_cache[slot].name == name) {
+        return (int) name_cache[slot].kind;
+    }
+    kind = nw__resp_header_kind(s, n, err, errlen);
+    if (kind >= 0 && PyUnicode_CheckExact(name)) {
+        Py_INCREF(name);
+        Py_XSETREF(name_cache[slot].name, name);
+        name_cache[slot].kind = (enum nw_header_kind) kind;
+    }
+    return kind;
 }
 
 /* The response can no longer change: its head went out, or (event mode)
@@ -206,8 +249,10 @@ start_response_call(PyObject *callable, PyObject *const *args, size_t nargsf,
     n = PyList_GET_SIZE(headers);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(headers, i);
+        PyObject *name_obj;
         const char *name, *value;
         Py_ssize_t nlen, vlen;
+        int kind;
 
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
             PyErr_Format(PyExc_TypeError,
@@ -215,7 +260,8 @@ start_response_call(PyObject *callable, PyObject *const *args, size_t nargsf,
                          i, item);
             goto fail;
         }
-        name = latin1_data(PyTuple_GET_ITEM(item, 0), &nlen, "header name");
+        name_obj = PyTuple_GET_ITEM(item, 0);
+        name = latin1_data(name_obj, &nlen, "header name");
         if (name == NULL) {
             goto fail;
         }
@@ -224,9 +270,12 @@ start_response_call(PyObject *callable, PyObject *const *args, size_t nargsf,
         if (value == NULL) {
             goto fail;
         }
-        if (nw__resp_add_header(&c->resp, name, (size_t) nlen, value,
-                                (size_t) vlen, err, sizeof(err))
-            != NW_OK) {
+        kind = header_kind(name_obj, name, (size_t) nlen, err, sizeof(err));
+        if (kind < 0
+            || nw__resp_add_header_kind(&c->resp, name, (size_t) nlen,
+                                        (enum nw_header_kind) kind, value,
+                                        (size_t) vlen, err, sizeof(err))
+                   != NW_OK) {
             PyErr_SetString(PyExc_ValueError, err);
             goto fail;
         }

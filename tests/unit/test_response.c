@@ -81,6 +81,59 @@ test_headers(void **state)
     nw__resp_free(&r);
 }
 
+/* The names the server owns are matched in any case, and only those: a
+   name one byte off is an ordinary header. */
+static void
+test_special_names_in_any_case(void **state)
+{
+    static const struct {
+        const char *name, *value;
+        int kept, upgrade;
+        long long length;
+    } cases[] = {
+        {"CONTENT-LENGTH", "7", 1, 0, 7},
+        {"content-length", "8", 1, 0, 8},
+        {"Content_Length", "9", 1, 0, -1},
+        {"Content-Lengt^", "9", 1, 0, -1},
+        {"KEEP-ALIVE", "timeout=5", 0, 0, -1},
+        {"Keep_Alive", "x", 1, 0, -1},
+        {"tE", "trailers", 0, 0, -1},
+        {"TRANSFER-encoding", "chunked", 0, 0, -1},
+        {"PROXY-AUTHORIZATION", "x", 0, 0, -1},
+        {"Proxy-Authenticate", "x", 0, 0, -1},
+        {"trailers", "x", 0, 0, -1},
+        {"DATE", "x", 0, 0, -1},
+        {"sErVeR", "x", 0, 0, -1},
+        {"Servers", "x", 1, 0, -1},
+        {"cOnNeCtIoN", "UpGrAdE", 0, 1, -1},
+        {"Connection", "upgrade ", 0, 1, -1},
+        {"Connection", "upgradeX", 0, 0, -1},
+        {"UPGRADE", "WebSocket", 1, 0, -1},
+        {"Upgrade", "h2c", 0, 0, -1},
+    };
+    char err[256];
+    (void) state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        nw_resp r;
+        nw__resp_init(&r);
+        assert_int_equal(nw__resp_add_header(&r, cases[i].name,
+                                             strlen(cases[i].name),
+                                             cases[i].value,
+                                             strlen(cases[i].value), err,
+                                             sizeof(err)),
+                         0);
+        if ((r.headers_len > 0) != cases[i].kept
+            || (int) r.upgrade != cases[i].upgrade
+            || r.content_length != cases[i].length) {
+            fail_msg("%s: %s: kept %d upgrade %d length %lld", cases[i].name,
+                     cases[i].value, r.headers_len > 0, (int) r.upgrade,
+                     (long long) r.content_length);
+        }
+        nw__resp_free(&r);
+    }
+}
+
 static void
 test_framing_and_head(void **state)
 {
@@ -153,6 +206,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_special_names_in_any_case),
         cmocka_unit_test(test_framing_and_head),
         cmocka_unit_test(test_chunk_header),
         cmocka_unit_test(test_error_response),
