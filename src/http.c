@@ -58,8 +58,7 @@ nw__header_id(const char *name, size_t len)
         unsigned id = by_len[len][i];
         const char *known = nw__header_names[id];
         /* every known name starts with a letter: a cheap first test */
-        if ((name[0] | 0x20) == known[0]
-            && strncasecmp(name, known, len) == 0) {
+        if ((name[0] | 0x20) == known[0] && nw__lower_is(name, known, len)) {
             return id;
         }
     }

@@ -15,6 +15,22 @@
    names, methods). */
 extern const uint8_t nw__tchar[256];
 
+/* s (n bytes) equals lower (no upper-case letters in it) in any case:
+   what strncasecmp does for header names, without a call. */
+static inline int
+nw__lower_is(const char *s, const char *lower, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) s[i], l = (unsigned char) lower[i];
+        /* c | 0x20 is a lower-case letter only for that letter in either
+           case; other bytes must be equal */
+        if (l >= 'a' && l <= 'z' ? (c | 0x20) != l : c != l) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 typedef struct nw_span {
     uint32_t off;
     uint32_t len;

@@ -75,26 +75,11 @@ nw__resp_set_status(nw_resp *r, const char *status, size_t len, char *err,
     return NW_OK;
 }
 
-/* s (n bytes) is lower (lower-case letters and '-') in any case, without
-   a strncasecmp call per header: c | 0x20 is a given lower-case letter
-   only when c is that letter in either case, and '-' only when c is '-'
-   or CR, which never gets here (refused in names and values). */
-static int
-name_is(const char *s, const char *lower, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (((unsigned char) s[i] | 0x20) != (unsigned char) lower[i]) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* Names the server treats specially, told apart by length first. */
 static enum nw_header_kind
 special(const char *name, size_t n)
 {
-#define IS(s) name_is(name, s, n)
+#define IS(s) nw__lower_is(name, s, n)
     switch (n) {
     case 2: return IS("te") ? NW_HK_HOP : NW_HK_PLAIN;
     case 4: return IS("date") ? NW_HK_HOP : NW_HK_PLAIN;
@@ -200,12 +185,12 @@ nw__resp_add_header_kind(nw_resp *r, const char *name, size_t nlen,
         break;
     }
     case NW_HK_CONNECTION:
-        if (vlen == 7 && name_is(value, "upgrade", 7)) {
+        if (vlen == 7 && nw__lower_is(value, "upgrade", 7)) {
             r->upgrade = 1;
         }
         return NW_OK;
     case NW_HK_UPGRADE:
-        if (!(vlen == 9 && name_is(value, "websocket", 9))) {
+        if (!(vlen == 9 && nw__lower_is(value, "websocket", 9))) {
             return NW_OK;
         }
         break;

@@ -348,6 +348,10 @@ test_header_ids(void **state)
     assert_int_equal(nw__header_id("hosts", 5), NW_HDR_OTHER);
     assert_int_equal(nw__header_id("Script_Name", 11), NW_HDR_SCRIPT_NAME);
     assert_int_equal(nw__header_id("Script-Name", 11), NW_HDR_OTHER);
+    /* only letters match their other case: CR is not '-', '_' is not '-' */
+    assert_int_equal(nw__header_id("Content\rLength", 14), NW_HDR_OTHER);
+    assert_int_equal(nw__header_id("X_Forwarded_For", 15), NW_HDR_OTHER);
+    assert_int_equal(nw__header_id("x-CSRFTOKEN", 11), NW_HDR_X_CSRFTOKEN);
     assert_int_equal(nw__header_id("x", 1), NW_HDR_OTHER);
     assert_int_equal(nw__header_id("upgrade-insecure-requests", 25),
                      NW_HDR_UPGRADE_INSECURE_REQUESTS);
