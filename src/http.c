@@ -431,7 +431,9 @@ on_header_field_complete(llhttp_t *p)
     hd = &h->req.headers[h->req.nheaders - 1];
     name = h->buf + hd->name.off;
     hd->id = (uint16_t) nw__header_id(name, hd->name.len);
-    if (memchr(name, '_', hd->name.len) != NULL) {
+    /* (a known name has no '_' but SCRIPT_NAME) */
+    if ((hd->id == NW_HDR_OTHER || hd->id == NW_HDR_SCRIPT_NAME)
+        && memchr(name, '_', hd->name.len) != NULL) {
         /* '_' and '-' both become '_' in the environ, so X_Forwarded_For
            could pose as X-Forwarded-For (Gunicorn's header_map) */
         if ((h->trusted && forwarder_name(h, name, hd->name.len))
@@ -466,8 +468,12 @@ on_header_value(llhttp_t *p, const char *at, size_t n)
            were on the header's line: a line break between the name and
            the first piece is a fold */
         const char *from = h->buf + hd->name.off + hd->name.len;
-        if (memchr(from, '\n', (size_t) (at - from)) != NULL) {
-            h->folded = 1;
+        /* (only the colon and spaces, usually: no memchr call) */
+        for (const char *q = from; q < at; q++) {
+            if (*q == '\n') {
+                h->folded = 1;
+                break;
+            }
         }
         h->value_started = 1;
         hd->value.off = (uint32_t) (at - h->buf);
