@@ -749,13 +749,79 @@ put_path(nw_environ_memo *m, PyObject *env, const char *path, size_t n)
     return rc;
 }
 
-/* The header keys and values: a kept environ has these keys already (see
-   take_spare), and a value the client repeats is left as it is. */
+/* One header into a kept environ, which has its key already (the n-th of
+   the memo, see take_spare): a value the client repeats is left as it is. */
 static int
-put_headers_again(nw_conn *c, PyObject *env, const char **host,
-                  size_t *hlen)
+put_header_again(nw_conn *c, PyObject *env, unsigned n, const nw_header *hd,
+                 const char *value)
 {
     nw_environ_memo *m = &c->env_memo;
+    PyObject *val;
+
+    if (same_text(m->hvalue[n], value, hd->value.len)) {
+        return 0;
+    }
+    val = header_value(c, hd->id, value, hd->value.len);
+    if (val == NULL || PyDict_SetItem(env, m->hkey[n], val) != 0) {
+        Py_XDECREF(val);
+        return -1;
+    }
+    Py_DECREF(val); /* env holds it */
+    m->hvalue[n] = val;
+    return 0;
+}
+
+/* One header into a new environ, noted as the n-th of the memo; a repeated
+   one is joined to the first and makes the memo unknown (*n past the
+   end). */
+static int
+put_header_new(nw_conn *c, PyObject *env, unsigned *n, const nw_header *hd,
+               const char *value)
+{
+    nw_environ_memo *m = &c->env_memo;
+    PyObject *key, *val, *old;
+    int rc;
+
+    if (hd->id != NW_HDR_OTHER) {
+        key = Py_NewRef(k_headers[hd->id]);
+    } else {
+        key = header_key(nw__span_ptr(&c->http, hd->name), hd->name.len);
+        if (key == NULL) {
+            return -1;
+        }
+    }
+    val = header_value(c, hd->id, value, hd->value.len);
+    old = val != NULL ? PyDict_GetItemWithError(env, key) : NULL;
+    if (val == NULL || (old == NULL && PyErr_Occurred())) {
+        Py_XDECREF(val);
+        Py_DECREF(key);
+        return -1;
+    }
+    if (old != NULL) {
+        /* a repeated header: values joined with ',' (Gunicorn) */
+        PyObject *joined = PyUnicode_FromFormat("%U,%U", old, val);
+        Py_DECREF(val);
+        val = joined;
+        *n = NW_ENV_MEMO_HEADERS + 1;
+    } else if (*n < NW_ENV_MEMO_HEADERS) {
+        m->hkey[*n] = key; /* env holds both from here on */
+        m->hvalue[*n] = val;
+        (*n)++;
+    } else {
+        *n = NW_ENV_MEMO_HEADERS + 1;
+    }
+    rc = val != NULL ? PyDict_SetItem(env, key, val) : -1;
+    Py_XDECREF(val);
+    Py_DECREF(key);
+    return rc;
+}
+
+/* The request's headers: into the kept environ (recycled), which has the
+   same keys, or into a new one. */
+static int
+put_headers(nw_conn *c, PyObject *env, int recycled, const char **host,
+            size_t *hlen)
+{
     nw_http *h = &c->http;
     const nw_request *r = &h->req;
     unsigned n = 0;
@@ -763,88 +829,22 @@ put_headers_again(nw_conn *c, PyObject *env, const char **host,
     for (unsigned i = 0; i < r->nheaders; i++) {
         const nw_header *hd = &r->headers[i];
         const char *value = nw__span_ptr(h, hd->value);
-        PyObject *val;
 
         if (hd->flags & NW_HDRF_DROP) {
-            continue;
+            continue; /* header_map=drop */
         }
         if (hd->id == NW_HDR_HOST) {
             *host = value;
             *hlen = hd->value.len;
         }
-        if (!same_text(m->hvalue[n], value, hd->value.len)) {
-            val = header_value(c, hd->id, value, hd->value.len);
-            if (val == NULL || PyDict_SetItem(env, m->hkey[n], val) != 0) {
-                Py_XDECREF(val);
-                return -1;
-            }
-            Py_DECREF(val); /* env holds it */
-            m->hvalue[n] = val;
-        }
-        n++;
-    }
-    return 0;
-}
-
-/* The header keys and values into a new environ, noted in the memo. */
-static int
-put_headers(nw_conn *c, PyObject *env, const char **host, size_t *hlen)
-{
-    nw_environ_memo *m = &c->env_memo;
-    nw_http *h = &c->http;
-    const nw_request *r = &h->req;
-    unsigned n = 0;
-
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        const nw_header *hd = &r->headers[i];
-        const char *value = nw__span_ptr(h, hd->value);
-        PyObject *key, *val, *old;
-
-        if (hd->flags & NW_HDRF_DROP) {
-            continue; /* header_map=drop */
-        }
-        if (hd->id != NW_HDR_OTHER) {
-            key = k_headers[hd->id];
-            Py_INCREF(key);
-            if (hd->id == NW_HDR_HOST) {
-                *host = value;
-                *hlen = hd->value.len;
-            }
-        } else {
-            key = header_key(nw__span_ptr(h, hd->name), hd->name.len);
-            if (key == NULL) {
-                return -1;
-            }
-        }
-        val = header_value(c, hd->id, value, hd->value.len);
-        if (val == NULL) {
-            Py_DECREF(key);
+        if (recycled ? put_header_again(c, env, n++, hd, value)
+                     : put_header_new(c, env, &n, hd, value)) {
             return -1;
         }
-        old = PyDict_GetItemWithError(env, key);
-        if (old != NULL) {
-            /* a repeated header: values joined with ',' (Gunicorn); the
-               memo does not follow joins */
-            PyObject *joined = PyUnicode_FromFormat("%U,%U", old, val);
-            Py_DECREF(val);
-            val = joined;
-            n = NW_ENV_MEMO_HEADERS + 1;
-        } else if (n < NW_ENV_MEMO_HEADERS) {
-            m->hkey[n] = key; /* env holds both from here on */
-            m->hvalue[n] = val;
-            n++;
-        } else {
-            n = NW_ENV_MEMO_HEADERS + 1;
-        }
-        if (val == NULL || PyDict_SetItem(env, key, val) != 0) {
-            Py_XDECREF(val);
-            Py_DECREF(key);
-            return -1;
-        }
-        Py_DECREF(val);
-        Py_DECREF(key);
     }
-    m->nheaders = n;
+    if (!recycled) {
+        c->env_memo.nheaders = n;
+    }
     return 0;
 }
 
@@ -891,9 +891,7 @@ build_environ(nw_conn *c)
         rc = put_text(m, env, NW_ENV_PROTOCOL, proto, (size_t) n);
     }
     if (rc != 0
-        || (recycled ? put_headers_again(c, env, &host, &hlen)
-                     : put_headers(c, env, &host, &hlen))
-               != 0
+        || put_headers(c, env, recycled, &host, &hlen) != 0
         || put_obj(m, env, NW_ENV_SCHEME,
                    r->scheme == NW_SCHEME_HTTPS ? v_https : v_http)
                != 0) {
