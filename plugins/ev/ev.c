@@ -22,6 +22,10 @@
  * - The GIL is held while callbacks run and released only around the
  *   poll (ev_set_loop_release_cb): once per loop iteration, however many
  *   events it brings.
+ * - Writing: the responses made in one loop iteration go out together at
+ *   its end (an ev_check watcher of the lowest priority), so a client
+ *   reading several is woken once; within FLUSH_WINDOW, and at once after
+ *   an app call longer than that.
  */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
@@ -52,6 +56,7 @@ enum tlist {
     T_BODY,   /* a body arriving: body_timeout since the last read */
     T_WRITE,  /* a response waiting for the client to read: timeout */
     T_LINGER, /* closing, reading off leftovers */
+    T_FLUSH,  /* a response made this turn of the loop, to write at its end */
     T_COUNT,
     T_NONE = T_COUNT
 };
@@ -99,7 +104,7 @@ static ev_timer graceful;
 static ev_tstamp graceful_timeout;
 
 static const char *const list_names[T_COUNT] = {
-    "keep-alive idle", "header", "body", "write", "linger",
+    "keep-alive idle", "header", "body", "write", "linger", "flush",
 };
 
 /* ------------------------------------------------------------------------
@@ -154,6 +159,35 @@ list_put(econn *e, enum tlist k)
         ev_timer_set(&l->timer, l->timeout, 0.);
         ev_timer_start(loop, &l->timer);
     }
+}
+
+/* The responses made in one turn of the loop are written at its end, all
+   together (as h2o does): a client that reads them in one go is woken
+   once instead of once per response, which costs both sides a scheduler
+   wake-up each time.  Never for long: a response waits at most
+   FLUSH_WINDOW plus one app call, and the response of an app call that
+   took longer than that goes out at once with those waiting. */
+#define FLUSH_WINDOW 100e-6
+static ev_check flush_watcher; /* lowest priority: after every callback */
+static int flushing;
+static ev_tstamp flush_since; /* when the first waiting response was made */
+static ev_tstamp call_mark;   /* when the last app call of this turn ended */
+
+static void
+flush_put(econn *e)
+{
+    struct tlist_head *l = &lists[T_FLUSH];
+
+    list_unlink(e);
+    e->list = T_FLUSH;
+    e->prev = l->last;
+    e->next = NULL;
+    if (l->last != NULL) {
+        l->last->next = e;
+    } else {
+        l->first = e;
+    }
+    l->last = e;
 }
 
 static void conn_end(econn *e);
@@ -406,6 +440,8 @@ watch(econn *e, int events)
     ev_io_start(loop, &e->io);
 }
 
+static void on_flush(struct ev_loop *lp, ev_check *w, int revents);
+
 /* Act on what the core says the connection waits for. */
 static void
 drive(econn *e, int st)
@@ -419,6 +455,22 @@ drive(econn *e, int st)
             list_unlink(e);
             e->state = st;
             watch(e, EV_WRITE);
+            return;
+        }
+        if (!flushing) {
+            /* the call started when the last one of this turn ended, or
+               when the loop woke: one clock read per request */
+            ev_tstamp t0 = call_mark > 0 ? call_mark : ev_now(loop), t1;
+            api->conn_call(e->c);
+            t1 = call_mark = ev_time();
+            if (lists[T_FLUSH].first == NULL) {
+                flush_since = t1;
+            }
+            flush_put(e);
+            e->state = NW_CONN_WRITE;
+            if (t1 - t0 > FLUSH_WINDOW || t1 - flush_since > FLUSH_WINDOW) {
+                on_flush(loop, &flush_watcher, 0);
+            }
             return;
         }
         api->conn_call(e->c);
@@ -466,6 +518,24 @@ drive(econn *e, int st)
         conn_end(e);
     } else if (st == NW_CONN_IDLE && !accepting) {
         room_made();
+    }
+}
+
+static void
+on_flush(struct ev_loop *lp, ev_check *w, int revents)
+{
+    (void) lp;
+    (void) w;
+    flushing = 1;
+    while (lists[T_FLUSH].first != NULL) {
+        econn *e = lists[T_FLUSH].first;
+        list_unlink(e);
+        e->state = -1;
+        drive(e, api->conn_send(e->c));
+    }
+    flushing = 0;
+    if (revents & EV_CHECK) {
+        call_mark = 0; /* the turn is over */
     }
 }
 
@@ -651,6 +721,8 @@ evw_init(nw_worker *w)
                   w->heartbeat_interval_ms / 1000.,
                   w->heartbeat_interval_ms / 1000.);
     ev_init(&graceful, on_graceful_timeout);
+    ev_check_init(&flush_watcher, on_flush);
+    ev_set_priority(&flush_watcher, EV_MINPRI);
     return NW_OK;
 }
 
@@ -693,6 +765,7 @@ ev_worker_run(nw_worker *w)
     ev_set_loop_release_cb(loop, release_gil, acquire_gil);
 
     ev_io_start(loop, &accept_io);
+    ev_check_start(loop, &flush_watcher);
     accept_resume();
     ev_io_start(loop, &wakeup_io);
     ev_timer_start(loop, &heartbeat);
