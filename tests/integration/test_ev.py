@@ -319,3 +319,37 @@ def test_idle_workers_take_clients_in_turn(server):
     # strictly in turn gives 50 each; without the direct wait, seen:
     # 93/96/7/4 and 62/61/39/38
     assert all(40 <= n <= 60 for n in served.values()), served
+
+
+def test_a_slow_apps_response_is_not_held_for_the_others(server):
+    """Responses made in one turn of the loop go out together at its end,
+    but never behind another slow app call: two slow requests that become
+    ready together are answered one call apart, not both at the end."""
+    s = server("-k", "ev", app="hello", workers_ready=1)
+    busy = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    a = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    b = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    # while the worker is in busy's app call, a and b send theirs: its
+    # next wait returns both at once
+    busy.sendall(b"GET /sleep?0.4 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    a.sendall(b"GET /sleep?0.6 HTTP/1.1\r\nHost: x\r\n\r\n")
+    b.sendall(b"GET /sleep?0.6 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(busy)[0] == 200
+    t0 = time.monotonic()
+    first = None
+    for c in (a, b):
+        c.setblocking(False)
+    while first is None and time.monotonic() - t0 < 5:
+        for c in (a, b):
+            try:
+                if c.recv(1, socket.MSG_PEEK):
+                    first = time.monotonic() - t0
+                    break
+            except BlockingIOError:
+                pass
+        time.sleep(0.01)
+    # about 0.6 s (one call); both at the end of the turn would be 1.2 s
+    assert first is not None and first < 1.0, first
+    for c in (busy, a, b):
+        c.close()
