@@ -134,6 +134,23 @@ list_unlink(econn *e)
     e->list = T_NONE;
 }
 
+/* e (in no list) at the end of list k */
+static void
+list_append(econn *e, enum tlist k)
+{
+    struct tlist_head *l = &lists[k];
+
+    e->list = k;
+    e->prev = l->last;
+    e->next = NULL;
+    if (l->last != NULL) {
+        l->last->next = e;
+    } else {
+        l->first = e;
+    }
+    l->last = e;
+}
+
 /* Put e in list k with a deadline from now, at the end (every entry of a
    list has the same duration, so the list stays sorted). */
 static void
@@ -145,16 +162,8 @@ list_put(econn *e, enum tlist k)
     if (l->timeout <= 0) {
         return;
     }
-    e->list = k;
     e->deadline = ev_now(loop) + l->timeout;
-    e->prev = l->last;
-    e->next = NULL;
-    if (l->last != NULL) {
-        l->last->next = e;
-    } else {
-        l->first = e;
-    }
-    l->last = e;
+    list_append(e, k);
     if (!ev_is_active(&l->timer)) {
         ev_timer_set(&l->timer, l->timeout, 0.);
         ev_timer_start(loop, &l->timer);
@@ -172,23 +181,6 @@ static ev_check flush_watcher; /* lowest priority: after every callback */
 static int flushing;
 static ev_tstamp flush_since; /* when the first waiting response was made */
 static ev_tstamp call_mark;   /* when the last app call of this turn ended */
-
-static void
-flush_put(econn *e)
-{
-    struct tlist_head *l = &lists[T_FLUSH];
-
-    list_unlink(e);
-    e->list = T_FLUSH;
-    e->prev = l->last;
-    e->next = NULL;
-    if (l->last != NULL) {
-        l->last->next = e;
-    } else {
-        l->first = e;
-    }
-    l->last = e;
-}
 
 static void conn_end(econn *e);
 
@@ -466,7 +458,8 @@ drive(econn *e, int st)
             if (lists[T_FLUSH].first == NULL) {
                 flush_since = t1;
             }
-            flush_put(e);
+            list_unlink(e);
+            list_append(e, T_FLUSH); /* no deadline: flushed this turn */
             e->state = NW_CONN_WRITE;
             if (t1 - t0 > FLUSH_WINDOW || t1 - flush_since > FLUSH_WINDOW) {
                 on_flush(loop, &flush_watcher, 0);
