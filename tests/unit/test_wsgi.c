@@ -339,7 +339,8 @@ test_script_name_and_proxy(void **state)
 
 struct step {
     const char *req;
-    unsigned port;     /* the peer's port; another one is a new connection */
+    unsigned port;     /* the peer's port (0: a unix socket's peer); another
+                          one is a new connection */
     int recycled;      /* the kept environ must be the one built */
     int app;           /* what the app does with it */
     int unkept;        /* left alone by the app, yet not kept */
@@ -367,15 +368,29 @@ without_input(PyObject *env)
     return d;
 }
 
-static PyObject *
-next_environ(nw_conn *c, const char *req, const struct sockaddr_in *peer,
-             int new_connection, const nw_listener *l)
+/* The peer of a step: 127.0.0.1:port, or a unix socket's for port 0. */
+static socklen_t
+step_peer(unsigned port, struct sockaddr_storage *ss)
 {
+    memset(ss, 0, sizeof(*ss));
+    if (port == 0) {
+        ss->ss_family = AF_UNIX;
+        return sizeof(sa_family_t);
+    }
+    *(struct sockaddr_in *) ss = v4("127.0.0.1", port);
+    return sizeof(struct sockaddr_in);
+}
+
+static PyObject *
+next_environ(nw_conn *c, const char *req, unsigned port, int new_connection,
+             const nw_listener *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = step_peer(port, &ss);
     PyObject *env;
 
     if (new_connection) {
-        return environ_of(c, req, (const struct sockaddr *) peer,
-                          sizeof(*peer), l);
+        return environ_of(c, req, (const struct sockaddr *) &ss, len, l);
     }
     /* the same connection: only the request is new */
     c->http.len = c->http.pos = 0;
@@ -394,14 +409,16 @@ run_steps(const struct step *steps, size_t n, const nw_listener *l)
 {
     nw_conn c, fresh;
     PyObject *kept = NULL, *held = NULL, *held_copy = NULL;
-    unsigned port = 0;
+    unsigned port = 1;
 
     nw__conn_init(&c, NULL, &cfg, NW_CONN_BLOCKING);
     for (size_t i = 0; i < n; i++) {
-        struct sockaddr_in peer = v4("127.0.0.1", steps[i].port);
+        struct sockaddr_storage peer;
+        socklen_t peerlen = step_peer(steps[i].port, &peer);
         PyObject *env, *want, *a, *b;
 
-        env = next_environ(&c, steps[i].req, &peer, steps[i].port != port, l);
+        env = next_environ(&c, steps[i].req, steps[i].port,
+                           i == 0 || steps[i].port != port, l);
         port = steps[i].port;
         if (steps[i].recycled) {
             assert_ptr_equal(env, kept);
@@ -412,7 +429,7 @@ run_steps(const struct step *steps, size_t n, const nw_listener *l)
         }
         nw__conn_init(&fresh, NULL, &cfg, NW_CONN_BLOCKING);
         want = environ_of(&fresh, steps[i].req, (struct sockaddr *) &peer,
-                          sizeof(peer), l);
+                          peerlen, l);
         assert_non_null(want);
         a = without_input(env);
         b = without_input(want);
@@ -518,6 +535,9 @@ test_environ_recycling(void **state)
         /* a new connection in the slot: its peer's address */
         {"GET /m HTTP/1.1\r\nHost: f\r\n\r\n", 2000, 1, APP_NOTHING, 0},
         {"GET /m HTTP/1.1\r\n\r\n", 2000, 0, APP_NOTHING, 0},
+        /* a unix socket's peer has no REMOTE_PORT: not that environ */
+        {"GET /m HTTP/1.1\r\n\r\n", 0, 0, APP_NOTHING, 0},
+        {"GET /m HTTP/1.1\r\n\r\n", 3000, 0, APP_NOTHING, 0},
     };
     (void) state;
     run_steps(steps, sizeof(steps) / sizeof(steps[0]), &tcp_listener);
