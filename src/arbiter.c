@@ -796,9 +796,14 @@ reload(nw_arbiter *a)
 
     nw__log(NW_LOG_INFO, "Hang up: %s", a->master_name);
     if (a->next.settings != NULL) {
-        nw__log(NW_LOG_WARNING,
-                "HUP ignored: the previous reload's workers are still "
-                "booting");
+        /* as Gunicorn, which queues its signals: this HUP may carry a
+           newer configuration than the one booting, so it is not lost but
+           done once that reload settles (several coalesce: each reads the
+           files as they are then) */
+        nw__log(NW_LOG_INFO, "HUP deferred: the previous reload's workers "
+                             "are still booting; reloading again once they "
+                             "serve or fail");
+        a->reload_pending = 1;
         return;
     }
     s = nw__xcalloc(1, sizeof(*s));
@@ -1037,6 +1042,10 @@ nw__arbiter_run(nw_arbiter *a)
         murder_workers(a);
         check_memory(a);
         manage_workers(a);
+        if (a->reload_pending && a->next.settings == NULL) {
+            a->reload_pending = 0;
+            reload(a);
+        }
         tick(a);
     }
 }

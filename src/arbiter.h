@@ -53,6 +53,7 @@ typedef struct nw_arbiter {
     unsigned nchildren;
     long num_workers;
     long num_workers_before_reload; /* restored if the reload fails */
+    int reload_pending;     /* a HUP came while a reload's workers booted */
     unsigned next_number;
     uint64_t next_age;
     uint64_t spawn_after_ns; /* crash-loop backoff: no spawn before */

@@ -144,6 +144,27 @@ def test_hup_rereads_the_config_file(server, tmp_path):
     workers_settle(s, 3)
 
 
+def test_hup_while_a_reload_boots_is_done_after_it(server, tmp_path):
+    """A second HUP that comes while the first reload's workers still
+    import the app is not dropped: once they serve, the master reloads
+    again and reads the configuration as it is then."""
+    conf = tmp_path / "narwhal.conf.py"
+    conf.write_text("workers = 1\n")
+    s = server("-c", str(conf), app="slow_import:app", workers_ready=1)
+    first = s.workers()
+    s.send(signal.SIGHUP)
+    log_has(s, "Hang up: Master")
+    # the first reload's worker needs 1.5 s to import: this HUP lands
+    # while it boots
+    conf.write_text("workers = 2\n")
+    s.send(signal.SIGHUP)
+    log_has(s, "HUP deferred")
+    wait_for(lambda: s.log().count("Reload complete") == 2, timeout=20,
+             what="two reloads")
+    workers_settle(s, 2, exclude=first)
+    assert get(s.port)[0] == 200
+
+
 @pytest.mark.parametrize("klass", ["sync", "ev"])
 def test_sigkill_mid_load_loses_at_most_the_request_in_flight(server, klass):
     s = server("-k", klass, "-w", "2", workers_ready=2)
