@@ -698,7 +698,7 @@ nw__serve_connection(nw_worker *w, int fd, const struct sockaddr *peer,
         }
         served++;
         gil = PyGILState_Ensure();
-        core->in_app = 1;
+        core->in_app = core->in_app_mark;
         nw__wsgi_call(c, core->app);
         for (;;) {
             nw_out out;

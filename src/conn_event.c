@@ -343,7 +343,7 @@ nw__econn_send(nw_conn *c)
                 return NW_CONN_WRITE;
             }
         }
-        core->in_app = 1;
+        core->in_app = core->in_app_mark;
         rc = nw__wsgi_pull(c, c->out);
         core->in_app = 0;
         (void) rc; /* a broken response ends with out->last */
@@ -489,7 +489,7 @@ nw__econn_call(nw_conn *c)
     if (c->estate != NW_CONN_READY) {
         return c->estate;
     }
-    core->in_app = 1;
+    core->in_app = core->in_app_mark;
     nw__wsgi_call(c, core->app);
     core->in_app = 0;
     c->in_request = 1;

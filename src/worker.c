@@ -460,6 +460,7 @@ nw__worker_main(const nw_worker_spawn *sp)
     }
     install_quit_handler();
     install_abort_handler();
+    core.in_app_mark = (sp->cls->flags & NW_WORKER_THREADED) == 0;
     if (nw__wsgi_init((sp->cls->flags & NW_WORKER_THREADED) != 0,
                       s->workers > 1)
         != NW_OK) {

@@ -24,6 +24,11 @@ typedef struct nw_worker_core {
     volatile sig_atomic_t signals; /* signals caught (wraps) */
     sig_atomic_t signals_seen;     /* ... when the pipe was last drained */
     volatile sig_atomic_t in_app; /* Python app code may be running */
+    /* what in_app is set to around an app call: 1 when the app runs on
+       the worker's main thread, the only one the quit and abort handlers
+       can interrupt; 0 for a threaded class, whose main thread must not
+       get their SystemExit (in a hook, say) */
+    sig_atomic_t in_app_mark;
     volatile sig_atomic_t aborting; /* the arbiter's heartbeat SIGABRT */
     int wake[2];                /* self-pipe: signal handler -> loop */
 } nw_worker_core;
