@@ -9,8 +9,8 @@ latency, idle and peak RSS of the process tree, and CPU time per request
 
     bench/bench.py [--narwhal build/narwhal] [--duration 10] [--connections 8]
 
---keepalive [--rounds N]: keep-alive, wrk -t1 -c50: narwhal's ev class against
-gunicorn's sync, gthread (--threads 4), gevent (when python3-gevent is
+--keepalive [--rounds N]: keep-alive, wrk -t1 -c50: narwhal's ev and gthread
+(--threads 4) classes against gunicorn's sync, gthread (--threads 4), gevent (when python3-gevent is
 installed) and tornado workers and nginx (nginx-light, one worker, `return
 200`, bench/nginx.conf) as the no-Python ceiling; then a 1 MiB body, ev
 against gthread; --rounds N then runs ev and nginx in turn N times and
@@ -231,7 +231,11 @@ def keepalive_runs(args):
                 "--log-level", "warning"]
     servers = [("narwhal ev", [nw, "-w", "1", "-k", "ev", "-b",
                                "127.0.0.1:{port}", "--log-level", "warning",
-                               "hello:app"], None)]
+                               "hello:app"], None),
+               ("narwhal gthread", [nw, "-w", "1", "-k", "gthread",
+                                    "--threads", "4", "-b",
+                                    "127.0.0.1:{port}", "--log-level",
+                                    "warning", "hello:app"], None)]
     if args.only != "narwhal":
         servers += [
             ("gunicorn sync", gunicorn + ["-k", "sync", "hello:app"], None),
@@ -265,6 +269,11 @@ def keepalive_runs(args):
               % (ev["us_per_req"] / byname["nginx return 200"]["us_per_req"]))
         if args.rounds:
             alternate(args, servers[0], servers[-1])
+    if "gunicorn gthread" in byname:
+        print("CPU per request, narwhal gthread / gunicorn gthread (both "
+              "--threads 4): %.2f"
+              % (byname["narwhal gthread"]["us_per_req"]
+                 / byname["gunicorn gthread"]["us_per_req"]))
     print("idle RSS, master + one ev worker: %.1f MB (goal <= 16)"
           % ev["idle_mb"])
 

@@ -199,6 +199,9 @@ nw__plugin_find(const char *spec, const nw_settings *s, char *path,
     if (name == NULL) {
         return NW_ERROR;
     }
+    if (strcmp(name, "sync") == 0 && s != NULL && s->threads > 1) {
+        name = "gthread"; /* as Gunicorn: sync with threads is gthread */
+    }
     if (!name_is_plain(name)) {
         snprintf(err, errlen,
                  "worker class '%s' not found: a class is a plugin name "

@@ -26,9 +26,20 @@
  *   its end (an ev_check watcher of the lowest priority), so a client
  *   reading several is woken once; within FLUSH_WINDOW, and at once after
  *   an app call longer than that.
+ *
+ * Built a second time with NW_GTHREAD defined, this file is the gthread
+ * class: the same loop holds the listeners and the connections while
+ * they wait (keep-alive, slow heads and bodies, refusals), and a request
+ * ready for the app goes to a pool of `threads` threads (pool.c), which
+ * call the app and write the whole response, waiting for the socket
+ * without the GIL, then hand the connection back.  Every api->conn_* call
+ * is made with the GIL held, on whichever thread, so the core's state is
+ * never touched by two threads at once.
  */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
+#include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -38,6 +49,13 @@
 #include <ev.h>
 
 #include <narwhal/narwhal.h>
+
+#ifdef NW_GTHREAD
+#include "../gthread/pool.h"
+#define CLASS_NAME "gthread"
+#else
+#define CLASS_NAME "ev"
+#endif
 
 /* Requests served back to back on one connection (pipelining) before the
    others get a turn. */
@@ -69,6 +87,9 @@ typedef struct econn {
     enum tlist list;
     ev_tstamp deadline;
     struct econn *prev, *next; /* in its timeout list, or the free list */
+#ifdef NW_GTHREAD
+    pool_item item;           /* with a pool thread: in no list */
+#endif
 } econn;
 
 struct tlist_head {
@@ -315,7 +336,7 @@ accept_from(const nw_listener *l, int burst)
         e = slot_get();
         if (e == NULL) {
             close(fd);
-            api->log(NW_LOG_CRITICAL, "ev worker: out of memory");
+            api->log(NW_LOG_CRITICAL, CLASS_NAME " worker: out of memory");
             return 1;
         }
         e->fd = fd;
@@ -434,12 +455,109 @@ watch(econn *e, int events)
 
 static void on_flush(struct ev_loop *lp, ev_check *w, int revents);
 
+#ifdef NW_GTHREAD
+/* ------------------------------------------------------------------------
+ * gthread: the requests run on the pool's threads
+ */
+
+static ev_async pool_done; /* a thread handed connections back */
+static unsigned nbusy;     /* connections with the pool, queued or running */
+static int write_wait_ms;  /* the timeout setting: a client not reading */
+
+/* On a pool thread, without the GIL: wait until fd takes more.  0 when
+   the client read nothing for write_wait_ms. */
+static int
+wait_writable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int n;
+
+    do {
+        n = poll(&p, 1, write_wait_ms);
+    } while (n < 0 && errno == EINTR);
+    return n != 0;
+}
+
+/* On a pool thread: the ready request, and those pipelined behind it, to
+   the end of their responses.  Returns what the connection waits for
+   next, for the loop. */
+static int
+serve_ready(pool_item *it)
+{
+    econn *e = (econn *) ((char *) it - offsetof(econn, item));
+    int st = NW_CONN_READY;
+
+    api->gil_acquire(NULL);
+    for (int burst = 0; st == NW_CONN_READY && burst < PIPELINE_BURST;
+         burst++) {
+        api->conn_call(e->c);
+        st = api->conn_send(e->c);
+        while (st == NW_CONN_WRITE) {
+            void *ts = api->gil_release();
+            int ok = wait_writable(e->fd);
+            api->gil_acquire(ts);
+            if (!ok) {
+                api->log(NW_LOG_DEBUG, "closing a connection: %s timeout",
+                         list_names[T_WRITE]);
+                /* the loop closes it, which ends the response */
+                st = NW_CONN_CLOSE;
+                break;
+            }
+            st = api->conn_send(e->c);
+        }
+    }
+    api->gil_release();
+    return st;
+}
+
+static void
+notify_loop(void)
+{
+    ev_async_send(loop, &pool_done);
+}
+
+static void
+to_pool(econn *e)
+{
+    list_unlink(e);
+    if (ev_is_active(&e->io)) {
+        ev_io_stop(loop, &e->io);
+    }
+    e->state = NW_CONN_READY;
+    nbusy++;
+    pool_push(&e->item);
+}
+
+static void
+on_pool_done(struct ev_loop *lp, ev_async *w, int revents)
+{
+    pool_item *it = pool_take_done();
+
+    (void) lp;
+    (void) w;
+    (void) revents;
+    while (it != NULL) {
+        econn *e = (econn *) ((char *) it - offsetof(econn, item));
+        it = it->next;
+        nbusy--;
+        e->state = -1; /* a new wait: a new deadline */
+        drive(e, e->item.result);
+    }
+}
+#endif
+
 /* Act on what the core says the connection waits for. */
 static void
 drive(econn *e, int st)
 {
     int burst = 0;
 
+#ifdef NW_GTHREAD
+    if (st == NW_CONN_READY) {
+        to_pool(e);
+        return;
+    }
+#endif
     while (st == NW_CONN_READY) {
         if (++burst > PIPELINE_BURST) {
             /* other connections first: come back when writable, which a
@@ -647,14 +765,14 @@ evw_init(nw_worker *w)
 
     if (ev_version_major() != EV_VERSION_MAJOR
         || ev_version_minor() < EV_VERSION_MINOR) {
-        api->log(NW_LOG_ERROR, "ev worker: built with libev %d.%d, running "
+        api->log(NW_LOG_ERROR, CLASS_NAME " worker: built with libev %d.%d, running "
                                "with %d.%d: rebuild the plugin",
                  EV_VERSION_MAJOR, EV_VERSION_MINOR, ev_version_major(),
                  ev_version_minor());
         return NW_ERROR;
     }
     if (!NW_API_HAS(api, conn_free)) {
-        api->log(NW_LOG_ERROR, "ev worker: this narwhal has no event-mode "
+        api->log(NW_LOG_ERROR, CLASS_NAME " worker: this narwhal has no event-mode "
                                "connections (ABI 1.1): upgrade narwhal");
         return NW_ERROR;
     }
@@ -683,12 +801,12 @@ evw_init(nw_worker *w)
         loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     }
     if (loop == NULL) {
-        api->log(NW_LOG_ERROR, "ev worker: cannot create the event loop");
+        api->log(NW_LOG_ERROR, CLASS_NAME " worker: cannot create the event loop");
         return NW_ERROR;
     }
     accept_ep = epoll_create1(EPOLL_CLOEXEC);
     if (accept_ep < 0) {
-        api->log(NW_LOG_ERROR, "ev worker: epoll_create1: %s",
+        api->log(NW_LOG_ERROR, CLASS_NAME " worker: epoll_create1: %s",
                  strerror(errno));
         return NW_ERROR;
     }
@@ -702,7 +820,7 @@ evw_init(nw_worker *w)
         ev.events = EPOLLIN;
         ev.data.u32 = WAKEUP_MARK;
         if (epoll_ctl(accept_ep, EPOLL_CTL_ADD, w->wakeup_fd, &ev) != 0) {
-            api->log(NW_LOG_ERROR, "ev worker: epoll_ctl: %s",
+            api->log(NW_LOG_ERROR, CLASS_NAME " worker: epoll_ctl: %s",
                      strerror(errno));
             return NW_ERROR;
         }
@@ -716,6 +834,23 @@ evw_init(nw_worker *w)
     ev_init(&graceful, on_graceful_timeout);
     ev_check_init(&flush_watcher, on_flush);
     ev_set_priority(&flush_watcher, EV_MINPRI);
+#ifdef NW_GTHREAD
+    {
+        char err[256];
+        long long ms = (long long) lists[T_WRITE].timeout * 1000;
+        v = setting(cfg, "threads", 1);
+        write_wait_ms = lists[T_WRITE].timeout <= 0 ? -1
+                        : ms > 0x7fffffff               ? 0x7fffffff
+                                                        : (int) ms;
+        ev_async_init(&pool_done, on_pool_done);
+        if (pool_start(v > 0 ? (unsigned) v : 1, serve_ready, notify_loop,
+                       err, sizeof(err))
+            != NW_OK) {
+            api->log(NW_LOG_ERROR, CLASS_NAME " worker: %s", err);
+            return NW_ERROR;
+        }
+    }
+#endif
     return NW_OK;
 }
 
@@ -758,7 +893,11 @@ ev_worker_run(nw_worker *w)
     ev_set_loop_release_cb(loop, release_gil, acquire_gil);
 
     ev_io_start(loop, &accept_io);
+#ifdef NW_GTHREAD
+    ev_async_start(loop, &pool_done);
+#else
     ev_check_start(loop, &flush_watcher);
+#endif
     accept_resume();
     ev_io_start(loop, &wakeup_io);
     ev_timer_start(loop, &heartbeat);
@@ -783,15 +922,43 @@ ev_worker_run(nw_worker *w)
             conn_end(lists[k].first);
         }
     }
+#ifdef NW_GTHREAD
+    {
+        /* handed back but not yet seen: close them too */
+        pool_item *it = pool_take_done();
+        while (it != NULL) {
+            econn *e = (econn *) ((char *) it - offsetof(econn, item));
+            it = it->next;
+            nbusy--;
+            conn_end(e);
+        }
+    }
+    if (nbusy == 0) {
+        gil = api->gil_release();
+        pool_stop();
+        api->gil_acquire(gil);
+    } else {
+        /* a quick stop, or graceful_timeout: requests still in the app
+           are abandoned with the process, as Gunicorn's gthread does */
+        api->log(NW_LOG_INFO, "leaving %u request(s) still in the app",
+                 nbusy);
+    }
+#endif
     api->gil_release();
     return 0;
 }
 
 static const nw_worker_class ev_class = {
     NW_WORKER_CLASS_HEADER,
-    .name = "ev",
+    .name = CLASS_NAME,
+#ifdef NW_GTHREAD
+    .summary = "a pool of threads runs the requests; an event loop holds "
+               "the idle keep-alive connections",
+    .flags = NW_WORKER_THREADED | NW_WORKER_KEEPALIVE,
+#else
     .summary = "libev event loop: many keep-alive connections per process",
     .flags = NW_WORKER_ASYNC | NW_WORKER_KEEPALIVE,
+#endif
     .instance_size = sizeof(nw_worker),
     .init = evw_init,
     .run = ev_worker_run,

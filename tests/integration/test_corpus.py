@@ -140,11 +140,11 @@ def test_sync(case, servers):
     assert responses[-1][1].get("connection") == "close"
 
 
-@pytest.mark.parametrize("klass", ["keepalive", "ev"])
+@pytest.mark.parametrize("klass", ["keepalive", "ev", "gthread"])
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_keepalive(case, klass, servers):
-    """The classes that keep connections: the blocking test class and the
-    ev class (event mode: the body is read before the app runs)."""
+    """The classes that keep connections: the blocking test class, ev and
+    gthread (event mode: the body is read before the app runs)."""
     s = servers(KEEPALIVE if klass == "keepalive" else klass, case["args"],
                 case["setenv"])
     raw = exchange(s.port, case["send"] + second_request(case))

@@ -62,7 +62,7 @@ def test_ipv6_peer_and_server(server):
     assert json.loads(parse_response(raw)[2])["wsgi.url_scheme"] == "https"
 
 
-@pytest.mark.parametrize("klass", ["keepalive", "ev"])
+@pytest.mark.parametrize("klass", ["keepalive", "ev", "gthread"])
 def test_unix_socket_environ(server, tmp_path, klass):
     path = str(tmp_path / "nw.sock")
     s = server("-b", "unix:" + path, "-k",
@@ -90,20 +90,21 @@ def test_unix_socket_environ(server, tmp_path, klass):
     assert env2["PATH_INFO"] == ""
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_multiprocess_flag(server, klass):
+    threaded = klass == "gthread"
     s = server("-k", klass, "-w", "2", app="echo", workers_ready=2)
     env = json.loads(parse_response(exchange(s.port, b"GET / HTTP/1.1\r\n"
                                              b"Host: x\r\n\r\n"))[2])
     assert env["wsgi.multiprocess"] is True
-    assert env["wsgi.multithread"] is False
+    assert env["wsgi.multithread"] is threaded
     assert env["wsgi.run_once"] is False
     assert env["wsgi.input_terminated"] is True
     s = server("-k", klass, "-w", "1", app="echo", workers_ready=1)
     env = json.loads(parse_response(exchange(s.port, b"GET / HTTP/1.1\r\n"
                                              b"Host: x\r\n\r\n"))[2])
     assert env["wsgi.multiprocess"] is False
-    assert env["wsgi.multithread"] is False
+    assert env["wsgi.multithread"] is threaded
 
 
 def test_bad_forwarded_allow_ips_is_refused_at_start(server):
@@ -120,7 +121,7 @@ def test_bad_forwarded_allow_ips_is_refused_at_start(server):
     assert "'nowhere' is not an IP address" in out
 
 
-@pytest.mark.parametrize("klass", ["ev", KEEPALIVE])
+@pytest.mark.parametrize("klass", ["ev", "gthread", KEEPALIVE])
 def test_kept_connection_sees_each_requests_own_headers(server, klass):
     """Header values and the peer are reused along a kept connection only
     while the bytes are the same: a changed Host or User-Agent is seen."""
@@ -142,7 +143,7 @@ def test_kept_connection_sees_each_requests_own_headers(server, klass):
     assert other["REMOTE_PORT"] != envs[0]["REMOTE_PORT"]
 
 
-@pytest.mark.parametrize("klass", ["ev", KEEPALIVE])
+@pytest.mark.parametrize("klass", ["ev", "gthread", KEEPALIVE])
 def test_each_request_of_a_kept_connection_gets_a_clean_environ(server,
                                                                  klass):
     """An environ the app left alone may be reused for the connection's next

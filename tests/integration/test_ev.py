@@ -1,6 +1,7 @@
-"""The ev worker class: many connections per worker, keep-alive,
-pipelining, the per-connection timeouts, worker_connections, memory per
-idle connection, graceful stop and the heartbeat of a busy app.  (The
+"""The ev worker class, and gthread where it shares ev's loop: many
+connections per worker, keep-alive, pipelining, the per-connection
+timeouts, worker_connections, memory per idle connection, graceful stop
+and the heartbeat of a busy app.  (The
 HTTP/WSGI corpus, responses, frameworks, large bodies and lifecycle tests
 run against ev too, parametrized by class.)"""
 import json
@@ -14,6 +15,9 @@ import pytest
 from helpers import SANITIZED, exchange, get, parse_responses, wait_for
 
 REQ = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
+# the classes built on ev's loop: gthread holds connections there too,
+# only the app calls go to its threads
+LOOP_CLASSES = ["ev", "gthread"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -71,8 +75,9 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
-def test_1000_concurrent_keepalive_connections(server):
-    s = server("-k", "ev", "--keep-alive", "60", app="echo", workers_ready=1)
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_1000_concurrent_keepalive_connections(server, klass):
+    s = server("-k", klass, "--keep-alive", "60", app="echo", workers_ready=1)
     conns = [socket.create_connection(("127.0.0.1", s.port), timeout=30)
              for _ in range(1000)]
     try:
@@ -91,8 +96,9 @@ def test_1000_concurrent_keepalive_connections(server):
     assert len(s.workers()) == 1
 
 
-def test_100_pipelined_requests_in_one_write(server):
-    s = server("-k", "ev", app="echo")
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_100_pipelined_requests_in_one_write(server, klass):
+    s = server("-k", klass, app="echo")
     raw = b"".join(REQ % i for i in range(99))
     raw += b"GET /99 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     responses = parse_responses(exchange(s.port, raw, half_close=False))
@@ -102,8 +108,9 @@ def test_100_pipelined_requests_in_one_write(server):
     assert responses[-1][1]["connection"] == "close"
 
 
-def test_slowloris_neither_delays_others_nor_survives(server):
-    s = server("-k", "ev", "--header-timeout", "2", app="echo",
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_slowloris_neither_delays_others_nor_survives(server, klass):
+    s = server("-k", klass, "--header-timeout", "2", app="echo",
                workers_ready=1)
     slow = socket.create_connection(("127.0.0.1", s.port), timeout=10)
     slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
@@ -137,8 +144,9 @@ def test_slowloris_neither_delays_others_nor_survives(server):
     slow.close()
 
 
-def test_stalled_body_is_closed(server):
-    s = server("-k", "ev", "--body-timeout", "1", app="echo",
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_stalled_body_is_closed(server, klass):
+    s = server("-k", klass, "--body-timeout", "1", app="echo",
                workers_ready=1)
     with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
         c.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
@@ -156,8 +164,9 @@ def test_stalled_body_is_closed(server):
         assert status == 200 and json.loads(body)["body"] == "abcd"
 
 
-def test_worker_connections_pauses_without_refusing(server):
-    s = server("-k", "ev", "--worker-connections", "2", app="echo",
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_worker_connections_pauses_without_refusing(server, klass):
+    s = server("-k", klass, "--worker-connections", "2", app="echo",
                workers_ready=1)
     # two requests in progress fill the worker
     busy = [socket.create_connection(("127.0.0.1", s.port), timeout=10)
@@ -181,8 +190,9 @@ def test_worker_connections_pauses_without_refusing(server):
         c.close()
 
 
-def test_idle_connection_makes_room(server):
-    s = server("-k", "ev", "--worker-connections", "2", "--keep-alive",
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_idle_connection_makes_room(server, klass):
+    s = server("-k", klass, "--worker-connections", "2", "--keep-alive",
                "60", app="echo", workers_ready=1)
     idle = []
     for i in range(2):
@@ -203,8 +213,9 @@ def test_idle_connection_makes_room(server):
 
 
 @pytest.mark.skipif(SANITIZED, reason="RSS under ASan's allocator")
-def test_idle_keepalive_connections_cost_little_memory(server):
-    s = server("-k", "ev", "--keep-alive", "120", "--worker-connections",
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_idle_keepalive_connections_cost_little_memory(server, klass):
+    s = server("-k", klass, "--keep-alive", "120", "--worker-connections",
                "1100", app="echo", workers_ready=1)
     worker = s.workers()[0]
     # the steady state: the app, its imports and the buffers warmed up
@@ -236,8 +247,9 @@ def test_idle_keepalive_connections_cost_little_memory(server):
     assert growth < 8 * 1024, "1000 idle connections took %d KiB" % growth
 
 
-def test_graceful_stop(server):
-    s = server("-k", "ev", "--keep-alive", "60", "--graceful-timeout", "3",
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_graceful_stop(server, klass):
+    s = server("-k", klass, "--keep-alive", "60", "--graceful-timeout", "3",
                "--header-timeout", "30", app="echo", workers_ready=1)
     idle = socket.create_connection(("127.0.0.1", s.port), timeout=10)
     idle.sendall(REQ % 1)
@@ -274,10 +286,11 @@ def test_busy_app_longer_than_timeout_kills_the_worker(server):
              timeout=15, what="a new worker")
 
 
-def test_heartbeat_while_idle_and_many_connections(server):
+@pytest.mark.parametrize("klass", LOOP_CLASSES)
+def test_heartbeat_while_idle_and_many_connections(server, klass):
     # an idle ev worker with open connections beats: a short timeout
     # does not kill it
-    s = server("-k", "ev", "-t", "2", "--keep-alive", "60", app="echo",
+    s = server("-k", klass, "-t", "2", "--keep-alive", "60", app="echo",
                workers_ready=1)
     worker = s.workers()[0]
     conns = []

@@ -64,7 +64,7 @@ def class_args(klass):
     return ("-k", KEEPALIVE) if klass == "keepalive" else ("-k", klass)
 
 
-@pytest.mark.parametrize("klass", ["sync", "keepalive", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "keepalive", "ev", "gthread"])
 def test_wsgiref_validator(server, klass):
     args = class_args(klass)
     s = server(*args, app="validated:application")
@@ -96,7 +96,7 @@ def data_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("klass", ["keepalive", "ev"])
+@pytest.mark.parametrize("klass", ["keepalive", "ev", "gthread"])
 def test_flask(server, data_file, klass):
     pytest.importorskip("flask")
     s = server(*class_args(klass), app="flask_app:app",
@@ -131,7 +131,7 @@ def test_flask(server, data_file, klass):
     assert "Traceback" not in s.log()
 
 
-@pytest.mark.parametrize("klass", ["keepalive", "ev"])
+@pytest.mark.parametrize("klass", ["keepalive", "ev", "gthread"])
 def test_django(server, data_file, klass):
     pytest.importorskip("django")
     s = server(*class_args(klass), app="django_app:application",

@@ -35,7 +35,7 @@ def warm(s):
             pass
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_1gib_streamed_response(server, klass):
     s = server("-k", klass, app="responses:app", workers_ready=1,
                env=ASAN_ENV)
@@ -68,7 +68,7 @@ def test_1gib_streamed_response(server, klass):
     assert growth < limit, "peak RSS grew by %d KiB" % growth
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_100mib_chunked_upload(server, klass):
     s = server("-k", klass, app="responses:app", workers_ready=1,
                env=ASAN_ENV)

@@ -29,7 +29,7 @@ def workers_settle(s, n, timeout=15, exclude=()):
                     timeout=timeout, what="%d workers" % n)
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_hup_under_load_loses_nothing(server, klass):
     s = server("-k", klass, "-w", "2", workers_ready=2)
     old = s.workers()
@@ -64,7 +64,7 @@ def test_ttin_ttou_under_load(server):
     assert gone & set(first)
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_max_requests_recycles_without_a_failure(server, klass):
     s = server("-k", klass, "-w", "2", "--max-requests", "50",
                "--max-requests-jitter", "10", workers_ready=2)
@@ -165,7 +165,7 @@ def test_hup_while_a_reload_boots_is_done_after_it(server, tmp_path):
     assert get(s.port)[0] == 200
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_sigkill_mid_load_loses_at_most_the_request_in_flight(server, klass):
     s = server("-k", klass, "-w", "2", workers_ready=2)
     load = Load(s.port, threads=4)
@@ -181,7 +181,7 @@ def test_sigkill_mid_load_loses_at_most_the_request_in_flight(server, klass):
         load.failures
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_term_lets_requests_in_flight_and_queued_finish(server, klass):
     s = server("-k", klass, "-w", "1", workers_ready=1)
     results = {}
@@ -327,7 +327,7 @@ def test_winch_is_ignored_without_daemon(server):
     assert s.workers() == before
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_usr1_reopens_log_files(server, tmp_path, klass):
     logfile = tmp_path / "error.log"
     s = server("-k", klass, "--error-logfile", str(logfile), "-w", "1",
@@ -430,7 +430,7 @@ def test_systemd_socket_activation(tmp_path):
         p.wait(timeout=20)
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_reuse_port_workers_own_sockets(server, tmp_path, klass):
     marks = tmp_path / "marks"
     marks.mkdir()

@@ -13,6 +13,9 @@ from helpers import (TEST_PLUGINS, exchange, parse_response, parse_responses,
 
 KEEPALIVE = os.path.join(TEST_PLUGINS, "keepalive.so")
 SECOND = b"GET /__second HTTP/1.1\r\nHost: x\r\n\r\n"
+# the classes on the core's event-mode connections: a body is read whole
+# before the app runs
+EVENT_MODE = ("ev", "gthread")
 
 
 def req(path, method="GET", version="1.1", headers=b"", body=b""):
@@ -34,9 +37,10 @@ def sync(server, tmp_path, request):
     return s
 
 
-@pytest.fixture(params=["keepalive", "ev"])
+@pytest.fixture(params=["keepalive", "ev", "gthread"])
 def kept(server, tmp_path, request):
-    """A class that keeps connections: the blocking test class and ev."""
+    """A class that keeps connections: the blocking test class, ev and
+    gthread."""
     s = server(*class_args(request.param), app="responses:app", env={
         "NARWHAL_TEST_CLOSE_LOG": str(tmp_path / "closed")})
     s.klass = request.param
@@ -312,7 +316,7 @@ def test_large_unread_body_closes(kept):
                                   % len(body), body=body) + SECOND)
     responses = parse_responses(raw)
     assert responses[0][2] == b"ok"
-    if kept.klass == "ev":
+    if kept.klass in EVENT_MODE:
         # the body was read before the app ran: the connection goes on
         assert len(responses) == 2 and responses[1][0] == 404
     else:
@@ -330,7 +334,7 @@ def test_100_continue_is_sent_when_the_app_reads(kept):
         while b"\r\n\r\n" not in data or not data.endswith(b"5d41402abc4b2a76b9719d911017c592"):
             data += c.recv(1000)
         assert parse_response(data)[2].startswith(b"5 ")
-        if kept.klass == "ev":
+        if kept.klass in EVENT_MODE:
             # the body is read before the app runs: always asked for
             c.sendall(req("/no-read", method="POST",
                           headers=b"Expect: 100-continue\r\n"
@@ -360,7 +364,7 @@ def test_100_continue_is_sent_when_the_app_reads(kept):
         assert parse_response(data)[2] == b"ok"
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "gthread"])
 def test_bad_chunked_body_is_refused_before_the_app_runs(server, tmp_path,
                                                          klass):
     calls = tmp_path / "calls"
@@ -372,8 +376,8 @@ def test_bad_chunked_body_is_refused_before_the_app_runs(server, tmp_path,
     raw = exchange(s.port, bad)
     assert parse_response(raw)[0] == 400
     assert not calls.exists() or "/upload" not in calls.read_text()
-    if klass == "ev":
-        # the ev class reads every body before the app: the bad chunk
+    if klass in EVENT_MODE:
+        # these classes read every body before the app: the bad chunk
         # is refused whenever it arrives, and the app never runs
         with socket.create_connection(("127.0.0.1", s.port),
                                       timeout=10) as c:
