@@ -464,6 +464,12 @@ static ev_async pool_done; /* a thread handed connections back */
 static unsigned nbusy;     /* connections with the pool, queued or running */
 static int write_wait_ms;  /* the timeout setting: a client not reading */
 
+static econn *
+item_conn(pool_item *it)
+{
+    return (econn *) ((char *) it - offsetof(econn, item));
+}
+
 /* On a pool thread, without the GIL: wait until fd takes more.  0 when
    the client read nothing for write_wait_ms. */
 static int
@@ -484,7 +490,7 @@ wait_writable(int fd)
 static int
 serve_ready(pool_item *it)
 {
-    econn *e = (econn *) ((char *) it - offsetof(econn, item));
+    econn *e = item_conn(it);
     int st = NW_CONN_READY;
 
     api->gil_acquire(NULL);
@@ -537,7 +543,7 @@ on_pool_done(struct ev_loop *lp, ev_async *w, int revents)
     (void) w;
     (void) revents;
     while (it != NULL) {
-        econn *e = (econn *) ((char *) it - offsetof(econn, item));
+        econn *e = item_conn(it);
         it = it->next;
         nbusy--;
         e->state = -1; /* a new wait: a new deadline */
@@ -927,7 +933,7 @@ ev_worker_run(nw_worker *w)
         /* handed back but not yet seen: close them too */
         pool_item *it = pool_take_done();
         while (it != NULL) {
-            econn *e = (econn *) ((char *) it - offsetof(econn, item));
+            econn *e = item_conn(it);
             it = it->next;
             nbusy--;
             conn_end(e);

@@ -139,4 +139,5 @@ pool_stop(void)
     free(threads);
     threads = NULL;
     nthreads = 0;
+    leaving = 0;
 }
