@@ -771,15 +771,17 @@ evw_init(nw_worker *w)
 
     if (ev_version_major() != EV_VERSION_MAJOR
         || ev_version_minor() < EV_VERSION_MINOR) {
-        api->log(NW_LOG_ERROR, CLASS_NAME " worker: built with libev %d.%d, running "
-                               "with %d.%d: rebuild the plugin",
+        api->log(NW_LOG_ERROR,
+                 CLASS_NAME " worker: built with libev %d.%d, running with "
+                            "%d.%d: rebuild the plugin",
                  EV_VERSION_MAJOR, EV_VERSION_MINOR, ev_version_major(),
                  ev_version_minor());
         return NW_ERROR;
     }
     if (!NW_API_HAS(api, conn_free)) {
-        api->log(NW_LOG_ERROR, CLASS_NAME " worker: this narwhal has no event-mode "
-                               "connections (ABI 1.1): upgrade narwhal");
+        api->log(NW_LOG_ERROR,
+                 CLASS_NAME " worker: this narwhal has no event-mode "
+                            "connections (ABI 1.1): upgrade narwhal");
         return NW_ERROR;
     }
     self = w;
@@ -807,7 +809,8 @@ evw_init(nw_worker *w)
         loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     }
     if (loop == NULL) {
-        api->log(NW_LOG_ERROR, CLASS_NAME " worker: cannot create the event loop");
+        api->log(NW_LOG_ERROR,
+                 CLASS_NAME " worker: cannot create the event loop");
         return NW_ERROR;
     }
     accept_ep = epoll_create1(EPOLL_CLOEXEC);

@@ -20,7 +20,7 @@ struct queue {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
-static struct queue todo, done;
+static struct queue queued, done;
 static int leaving;
 static pool_work_fn work_fn;
 static pool_notify_fn notify_fn;
@@ -47,16 +47,16 @@ thread_main(void *arg)
     for (;;) {
         pool_item *it;
 
-        while (todo.first == NULL && !leaving) {
+        while (queued.first == NULL && !leaving) {
             pthread_cond_wait(&work_ready, &lock);
         }
-        if (todo.first == NULL) {
+        if (queued.first == NULL) {
             break;
         }
-        it = todo.first;
-        todo.first = it->next;
-        if (todo.first == NULL) {
-            todo.last = NULL;
+        it = queued.first;
+        queued.first = it->next;
+        if (queued.first == NULL) {
+            queued.last = NULL;
         }
         pthread_mutex_unlock(&lock);
         it->result = work_fn(it);
@@ -109,7 +109,7 @@ void
 pool_push(pool_item *it)
 {
     pthread_mutex_lock(&lock);
-    queue_put(&todo, it);
+    queue_put(&queued, it);
     pthread_cond_signal(&work_ready);
     pthread_mutex_unlock(&lock);
 }

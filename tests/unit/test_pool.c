@@ -97,6 +97,16 @@ collect(job *jobs, int n, int *order)
 }
 
 static void
+push_jobs(job *jobs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].id = i;
+        pool_push(&jobs[i].item);
+    }
+}
+
+static void
 test_every_item_runs_once(void **state)
 {
     static job jobs[500];
@@ -105,11 +115,7 @@ test_every_item_runs_once(void **state)
     (void) state;
     reset(0);
     assert_int_equal(pool_start(4, work, notify, err, sizeof(err)), NW_OK);
-    for (int i = 0; i < 500; i++) {
-        memset(&jobs[i], 0, sizeof(jobs[i]));
-        jobs[i].id = i;
-        pool_push(&jobs[i].item);
-    }
+    push_jobs(jobs, 500);
     assert_int_equal(collect(jobs, 500, NULL), 500);
     for (int i = 0; i < 500; i++) {
         assert_int_equal(jobs[i].runs, 1);
@@ -128,11 +134,7 @@ test_threads_run_at_once(void **state)
     (void) state;
     reset(4);
     assert_int_equal(pool_start(4, work, notify, err, sizeof(err)), NW_OK);
-    for (int i = 0; i < 4; i++) {
-        memset(&jobs[i], 0, sizeof(jobs[i]));
-        jobs[i].id = i;
-        pool_push(&jobs[i].item);
-    }
+    push_jobs(jobs, 4);
     assert_int_equal(collect(jobs, 4, NULL), 4);
     /* each job waited for the others: all four ran together */
     assert_int_equal(most_running, 4);
@@ -150,11 +152,7 @@ test_one_thread_keeps_the_order(void **state)
     reset(0);
     /* started again after a stop */
     assert_int_equal(pool_start(1, work, notify, err, sizeof(err)), NW_OK);
-    for (int i = 0; i < 50; i++) {
-        memset(&jobs[i], 0, sizeof(jobs[i]));
-        jobs[i].id = i;
-        pool_push(&jobs[i].item);
-    }
+    push_jobs(jobs, 50);
     assert_int_equal(collect(jobs, 50, order), 50);
     for (int i = 0; i < 50; i++) {
         assert_int_equal(order[i], i);
