@@ -8,6 +8,7 @@
 #include "hooks.h"
 #include "conn.h"
 #include "log.h"
+#include "pyworker.h"
 #include "settings.h"
 #include "worker_core.h"
 
@@ -122,4 +123,6 @@ const nw_api nw__api = {
     .hook_add = nw__api_hook_add,
     .hook_header = nw__api_hook_header,
     .set_num_workers = nw__api_set_num_workers,
+    /* ABI 1.3 */
+    .call_python = nw__api_call_python,
 };

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "proctitle.h"
 #include "pyhooks.h"
+#include "pyworker.h"
 #include "pyhooks_py.h"
 #include "python.h"
 #include "wsgi.h"
@@ -498,6 +499,18 @@ worker_object(PyObject *mod, const nw_hook_worker *hw,
         Py_DECREF(w);
         return NULL;
     }
+    return w;
+}
+
+PyObject *
+nw__py_worker_self(void)
+{
+    nw_hook_worker hw;
+    PyObject *mod = narwhal_module(), *w;
+
+    nw__worker_hook_info(&hw);
+    w = mod != NULL ? worker_object(mod, &hw, current_settings()) : NULL;
+    Py_XDECREF(mod);
     return w;
 }
 

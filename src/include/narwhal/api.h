@@ -193,6 +193,24 @@ typedef struct nw_api {
        or stops workers to match).  NW_OK, or NW_ERROR in a worker process
        or for n < 0. */
     int (*set_num_workers)(long n);
+
+    /* ---- ABI 1.3 (2026-11-24): worker classes written in Python ---- */
+
+    /* GIL.  Call the function `func` of the Python module made from
+       `source` (run once, on the first call; `filename` names it in
+       tracebacks) with this worker's Python object, the one its hooks
+       get, as Gunicorn's Worker: wsgi (the app), sockets (the listeners,
+       as socket objects of their own), cfg, log, pid, ppid, nr, alive,
+       max_requests, plus notify() (the heartbeat), should_stop()
+       (NW_RUN, NW_STOP_GRACEFUL or NW_STOP_QUICK: acts on the signals, as
+       api->should_stop), handle_request() (counts a request toward
+       max_requests), wakeup_fd and heartbeat_interval (seconds).  While
+       it runs, INT and QUIT raise SystemExit in it (as in a Gunicorn
+       worker), which ends the call with 0.  Returns what func returned
+       (None is 0), or NW_ERROR when it raised (the traceback is in the
+       error log).  Test NW_API_HAS(api, call_python) first. */
+    int (*call_python)(nw_worker *w, const char *source,
+                       const char *filename, const char *func);
 } nw_api;
 
 /* True if the running core's table has the entry `field`. */

@@ -18,13 +18,14 @@
  *   1.2  2026-11-24  hook plugins (hook.h: narwhal_hook_info and
  *                    narwhal_hook_entry); nw_api gains hook_add,
  *                    hook_header, set_num_workers.
+ *   1.3  2026-11-24  worker classes written in Python: call_python.
  */
 #ifndef NARWHAL_VERSION_H
 #define NARWHAL_VERSION_H
 
 #define NW_VERSION        "0.1.0"
 #define NW_ABI_MAJOR      1
-#define NW_ABI_MINOR      2
+#define NW_ABI_MINOR      3
 
 /* True when the core a plugin runs in provides at least ABI major.minor. */
 #define NW_ABI_AT_LEAST(api, major, minor)                                    \
