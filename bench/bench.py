@@ -9,10 +9,11 @@ latency, idle and peak RSS of the process tree, and CPU time per request
 
     bench/bench.py [--narwhal build/narwhal] [--duration 10] [--connections 8]
 
---keepalive [--rounds N]: keep-alive, wrk -t1 -c50: narwhal's ev and gthread
-(--threads 4) classes against gunicorn's sync, gthread (--threads 4), gevent (when python3-gevent is
-installed) and tornado workers and nginx (nginx-light, one worker, `return
-200`, bench/nginx.conf) as the no-Python ceiling; then a 1 MiB body, ev
+--keepalive [--rounds N]: keep-alive, wrk -t1 -c50: narwhal's ev, gthread
+(--threads 4) and tornado-compat classes against gunicorn's sync, gthread
+(--threads 4), gevent (when python3-gevent is installed) and tornado
+workers and nginx (nginx-light, one worker, `return 200`,
+bench/nginx.conf) as the no-Python ceiling; then a 1 MiB body, ev
 against gthread; --rounds N then runs ev and nginx in turn N times and
 prints the median of their CPU per request (one run moves by 20 % or more
 on a shared machine).  --spread: the share of requests each of 4 ev workers
@@ -236,6 +237,11 @@ def keepalive_runs(args):
                                     "--threads", "4", "-b",
                                     "127.0.0.1:{port}", "--log-level",
                                     "warning", "hello:app"], None)]
+    if has_module("/usr/bin/python3", "tornado"):
+        servers.append(("narwhal tornado", [nw, "-w", "1", "-k", "tornado",
+                                            "-b", "127.0.0.1:{port}",
+                                            "--log-level", "warning",
+                                            "hello:app"], None))
     if args.only != "narwhal":
         servers += [
             ("gunicorn sync", gunicorn + ["-k", "sync", "hello:app"], None),
@@ -269,6 +275,10 @@ def keepalive_runs(args):
               % (ev["us_per_req"] / byname["nginx return 200"]["us_per_req"]))
         if args.rounds:
             alternate(args, servers[0], servers[-1])
+    if "gunicorn tornado" in byname and "narwhal tornado" in byname:
+        print("CPU per request, narwhal tornado-compat / gunicorn tornado: "
+              "%.2f" % (byname["narwhal tornado"]["us_per_req"]
+                        / byname["gunicorn tornado"]["us_per_req"]))
     if "gunicorn gthread" in byname:
         print("CPU per request, narwhal gthread / gunicorn gthread (both "
               "--threads 4): %.2f"
