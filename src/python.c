@@ -320,6 +320,39 @@ module_is_file(const char *module)
            && access(module, F_OK) == 0;
 }
 
+/* The files an app that failed to load was running (the file of a
+   SyntaxError, the traceback's): with reload, fixing one of them loads
+   the app again. */
+static PyObject *failure_files;
+
+static void
+remember_failure_files(void)
+{
+    PyObject *type, *value, *tb, *mod, *files;
+
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    mod = PyImport_ImportModule("narwhal");
+    files = mod != NULL && value != NULL
+                ? PyObject_CallMethod(mod, "_failure_files", "O", value)
+                : NULL;
+    if (files == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(mod);
+    Py_XSETREF(failure_files, files);
+    PyErr_Restore(type, value, tb);
+}
+
+PyObject *
+nw__python_failure_files(void)
+{
+    return failure_files;
+}
+
 int
 nw__python_load_app(const char *spec_text, PyObject **app)
 {
@@ -342,6 +375,7 @@ nw__python_load_app(const char *spec_text, PyObject **app)
                     spec.module, (int) (strlen(spec.module) - 3), spec.module,
                     spec.name);
         } else {
+            remember_failure_files();
             nw__log_py_exception(NW_LOG_ERROR,
                                  "Failed to import the application module "
                                  "'%s'",
@@ -359,6 +393,7 @@ nw__python_load_app(const char *spec_text, PyObject **app)
                     "callable as MODULE:VARIABLE",
                     spec.name, spec.module);
         } else {
+            remember_failure_files();
             nw__log_py_exception(NW_LOG_ERROR,
                                  "Failed to find attribute '%s' in '%s'",
                                  spec.name, spec.module);
@@ -370,6 +405,7 @@ nw__python_load_app(const char *spec_text, PyObject **app)
         Py_DECREF(obj);
         if (made == NULL) {
             if (PyErr_Occurred()) {
+                remember_failure_files();
                 nw__log_py_exception(NW_LOG_ERROR,
                                      "The application factory %s.%s(%s) "
                                      "failed",

@@ -31,4 +31,8 @@ int nw__python_load_app(const char *spec, PyObject **app);
 int nw__python_preload_app(const nw_settings *s, int argc, char **argv);
 PyObject *nw__python_preloaded_app(void);
 
+/* After nw__python_load_app failed in Python: a list of the files it was
+   running (borrowed; NULL if none). */
+PyObject *nw__python_failure_files(void);
+
 #endif

@@ -23,6 +23,7 @@
 #include "proctitle.h"
 #include "pyhooks.h"
 #include "python.h"
+#include "reloader.h"
 #include "sockets.h"
 #include "worker_core.h"
 #include "wsgi.h"
@@ -320,6 +321,31 @@ nw__worker_should_stop(nw_worker *w)
     return core->stop;
 }
 
+/* With --reload, an app that fails to load is not the end (as Gunicorn):
+   the worker serves this 500 until the fix reloads it. */
+static PyObject *
+reload_fail_app(void)
+{
+    PyObject *mod = PyImport_ImportModule("narwhal");
+    PyObject *app = mod != NULL
+                        ? PyObject_CallMethod(
+                              mod, "_fail_app", "s",
+                              "Internal Server Error: the app failed to "
+                              "load (its traceback is in narwhal's error "
+                              "log). Fix it: --reload restarts the worker "
+                              "when the file changes.\n")
+                        : NULL;
+
+    if (app == NULL) {
+        nw__log_py_exception(NW_LOG_ERROR, "reload: no stand-in app");
+    } else {
+        nw__log(NW_LOG_WARNING, "reload: the app failed to load; answering "
+                                "500 until a watched file changes");
+    }
+    Py_XDECREF(mod);
+    return app;
+}
+
 static unsigned
 heartbeat_interval_ms(const nw_settings *s)
 {
@@ -471,9 +497,15 @@ nw__worker_main(const nw_worker_spawn *sp)
         Py_INCREF(core.app);
     } else {
         rc = nw__python_load_app(s->app_module, &core.app);
-        if (rc != NW_OK) {
+        if (rc != NW_OK && s->reload) {
+            core.app = reload_fail_app();
+        }
+        if (core.app == NULL) {
             boot_failed(rc);
         }
+    }
+    if (nw__reloader_start(&core, s) != NW_OK) {
+        boot_failed(NW_EXIT_WORKER_BOOT);
     }
     if (s->max_requests > 0) {
         /* spread the recycling of workers started together */
