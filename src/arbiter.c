@@ -960,6 +960,34 @@ handle_signal(nw_arbiter *a, int sig)
     }
 }
 
+/* enable_backlog_metric (Gunicorn 24.1): the clients waiting in the TCP
+   listeners' accept queues, once a second, as a debug line whose metric
+   the statsd plugin sends as the histogram gunicorn.backlog. */
+static void
+report_backlog(nw_arbiter *a)
+{
+    static uint64_t next_ns;
+    uint64_t now = nw__monotonic_ns();
+    long total = -1;
+    char value[32];
+
+    if (now < next_ns) {
+        return;
+    }
+    next_ns = now + 1000000000u;
+    for (unsigned i = 0; i < a->gen.listen.count; i++) {
+        long n = nw__listener_backlog(&a->gen.listen.items[i]);
+        if (n >= 0) {
+            total = (total < 0 ? 0 : total) + n;
+        }
+    }
+    if (total >= 0) {
+        snprintf(value, sizeof(value), "%ld", total);
+        nw__log_ex(NW_LOG_DEBUG, 0, "gunicorn.backlog", value, "histogram",
+                   "socket backlog: %ld", total);
+    }
+}
+
 /* After each pass: the worker count when it changed (Gunicorn logs it and
    its statsd logger makes it the gunicorn.workers gauge), then the tick
    point. */
@@ -971,6 +999,9 @@ tick(nw_arbiter *a)
     if (n != a->logged_workers) {
         a->logged_workers = n;
         nw__log(NW_LOG_DEBUG, "%u workers", n);
+    }
+    if (a->gen.settings->enable_backlog_metric) {
+        report_backlog(a);
     }
     if (nw__hooks_any(NW_HOOK_TICK, NULL)) {
         run_master_point(a, NW_HOOK_TICK, NULL);

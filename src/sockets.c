@@ -421,3 +421,17 @@ nw__listener_close(nw_listener *l, int unlink_unix)
     free((char *) l->url);
     l->url = NULL;
 }
+
+long
+nw__listener_backlog(const nw_listener *l)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    if (l->family == AF_UNIX
+        || getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
+        return -1;
+    }
+    /* for a listening socket the kernel reports its accept queue here */
+    return (long) ti.tcpi_unacked;
+}

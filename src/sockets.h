@@ -48,4 +48,8 @@ int nw__listener_clone(const nw_listener *master, int backlog,
 /* Close it; a unix socket's file is removed. */
 void nw__listener_close(nw_listener *l, int unlink_unix);
 
+/* The connections waiting in a TCP listener's accept queue (Linux's
+   TCP_INFO), or -1 for another kind of socket. */
+long nw__listener_backlog(const nw_listener *l);
+
 #endif

@@ -6,6 +6,9 @@
      gunicorn.request.duration       timer (ms), every request answered
      gunicorn.request.status.<code>  counter
      gunicorn.workers                gauge, when the number changes
+     gunicorn.backlog                histogram, once a second with
+                                     enable_backlog_metric (the core's
+                                     log line carries it)
      gunicorn.log.critical|error|warning|exception  counters
    and a Python hook's log call with extra={"metric": ..., "value": ...,
    "mtype": "counter" | "gauge" | "histogram"} becomes that metric.

@@ -465,6 +465,52 @@ def test_statsd_udp(server, tmp_path, klass):
         sock.close()
 
 
+def test_statsd_backlog_metric(server):
+    """enable_backlog_metric (Gunicorn 24.1): clients waiting in the accept
+    queue while the one sync worker is busy are sent as gunicorn.backlog,
+    and nothing is sent without the setting."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    port = sock.getsockname()[1]
+    waiting = []
+    try:
+        s = server("--statsd-host", "127.0.0.1:%d" % port,
+                   "--enable-backlog-metric", workers_ready=1)
+        for path in ["/sleep?3"] + ["/"] * 3:
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            c.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
+                      % path.encode())
+            waiting.append(c)
+            time.sleep(0.1)
+        got = recv_all(sock, lambda g: "gunicorn.backlog:3|ms" in g)
+        assert all(m.endswith("|ms") for m in got
+                   if m.startswith("gunicorn.backlog:"))
+        for c in waiting:
+            c.close()
+        s.stop()
+        recv_for_udp(sock, 0.3)  # what it sent before it stopped
+        quiet = server("--statsd-host", "127.0.0.1:%d" % port,
+                       workers_ready=1)
+        get(quiet.port, "/")
+        assert not [m for m in recv_for_udp(sock, 2.5)
+                    if m.startswith("gunicorn.backlog")]
+    finally:
+        sock.close()
+
+
+def recv_for_udp(sock, seconds):
+    """The datagrams that arrive on sock within seconds."""
+    got = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            got.append(sock.recv(65536).decode())
+        except socket.timeout:
+            continue
+    return got
+
+
 def test_statsd_error_log_counter_and_unix_socket(server, tmp_path, klass):
     path = str(tmp_path / "statsd.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
