@@ -539,12 +539,17 @@ manage_workers(nw_arbiter *a)
     nw_generation *g = spawn_gen(a);
     unsigned active = 0, ready = 0, waiting = 0;
 
+    /* a worker's state moves under us (one reaching max_requests turns
+       RETIRING any time): which ones are to be replaced is read once, so
+       a worker counted here as a ready successor is never also stopped
+       below as a retiring one (which left none serving) */
     for (unsigned i = 0; i < a->nchildren; i++) {
         nw_child *c = &a->children[i];
+        c->replace = !c->stopping && replaceable(a, c);
         if (c->stopping) {
             continue;
         }
-        if (replaceable(a, c)) {
+        if (c->replace) {
             waiting++;
         } else {
             active++;
@@ -587,7 +592,7 @@ manage_workers(nw_arbiter *a)
     }
     for (unsigned i = 0; i < a->nchildren; i++) {
         nw_child *c = &a->children[i];
-        if (!c->stopping && replaceable(a, c)) {
+        if (!c->stopping && c->replace) {
             unsigned before = a->nchildren;
             if (child_state(a, c) == NW_SLOT_RETIRING) {
                 nw__log(NW_LOG_INFO,

@@ -41,6 +41,7 @@ typedef struct nw_child {
     uint64_t abort_ns;     /* when a timeout's SIGABRT was sent; 0 if not */
     unsigned stopping : 1; /* told to stop (TERM or QUIT) */
     unsigned too_big : 1;  /* over max_worker_memory: to be replaced */
+    unsigned replace : 1;  /* manage_workers: to go once successors serve */
 } nw_child;
 
 typedef struct nw_arbiter {
