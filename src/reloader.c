@@ -123,7 +123,11 @@ reloader_main(void *arg)
         PyGILState_Release(gil);
         path = changed();
         if (path != NULL) {
+            /* the log's state (and its hooks, Python's logging) is the
+               GIL holder's */
+            gil = PyGILState_Ensure();
             nw__log(NW_LOG_INFO, "Worker reloading: %s modified", path);
+            PyGILState_Release(gil);
             atomic_store(&slot->state, NW_SLOT_RETIRING);
             return NULL;
         }
