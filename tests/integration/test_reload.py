@@ -33,19 +33,31 @@ def body(s):
     return status, data.decode()
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
-def test_changed_module_is_reloaded_without_a_gap(server, tmp_path, klass):
+def replace(path, text):
+    """As an editor saving by rename: a new file put over the old one."""
+    tmp = path.with_suffix(".swp")
+    write(tmp, text)
+    os.utime(tmp, (time.time(), os.stat(path).st_mtime + 2))
+    os.replace(tmp, path)
+
+
+@pytest.mark.parametrize("klass,engine,save", [
+    ("sync", "auto", write), ("ev", "poll", write),
+    ("sync", "inotify", replace)])
+def test_changed_module_is_reloaded_without_a_gap(server, tmp_path, klass,
+                                                  engine, save):
     app = tmp_path / "reloadme.py"
     write(app, APP % "v1")
-    s = server("-k", klass, "--reload", "--chdir", str(tmp_path),
-               app="reloadme:app", workers_ready=1)
+    s = server("-k", klass, "--reload", "--reload-engine", engine,
+               "--chdir", str(tmp_path), app="reloadme:app",
+               workers_ready=1)
     assert "reload (from" not in s.log()  # no "not implemented" warning
     wait_for(lambda: body(s)[1].startswith("v1"), what="v1")
     first = s.workers()
     time.sleep(1.2)  # the reloader has taken its first look
     load = Load(s.port, threads=2, max_seconds=30)
     load.wait_for_requests(20)
-    write(app, APP % "v2")
+    save(app, APP % "v2")
     wait_for(lambda: "Worker reloading: %s modified" % app in s.log(),
              what="the reload line")
     wait_for(lambda: body(s)[1].startswith("v2"), timeout=15, what="v2")
