@@ -3,6 +3,7 @@ requests while ev's loop holds the listeners and the waiting connections.
 (Keep-alive, pipelining, timeouts, worker_connections and graceful stop
 are in test_ev.py, and the corpus, responses, frameworks, large bodies and
 lifecycle tests run against gthread too, parametrized by class.)"""
+import signal
 import socket
 import threading
 import time
@@ -124,7 +125,7 @@ def test_quick_stop_leaves_a_request_in_the_app(server, tmp_path):
     t.start()
     time.sleep(0.5)
     t0 = time.monotonic()
-    s.send(__import__("signal").SIGINT)
+    s.send(signal.SIGINT)
     assert s.wait(timeout=15) == 0
     assert time.monotonic() - t0 < 5
     assert not alive(worker)

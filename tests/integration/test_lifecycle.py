@@ -207,8 +207,10 @@ def test_term_lets_requests_in_flight_and_queued_finish(server, klass):
         assert status == 200, name
 
 
-@pytest.mark.parametrize("klass", ["sync", "ev"])
+@pytest.mark.parametrize("klass", ["sync", "ev", "tornado"])
 def test_quick_stop_interrupts_a_busy_app(server, klass):
+    if klass == "tornado":
+        pytest.importorskip("tornado")
     s = server("-k", klass, "-w", "1", workers_ready=1)
     worker = s.workers()[0]
     answer = []
@@ -224,7 +226,9 @@ def test_quick_stop_interrupts_a_busy_app(server, klass):
     t.join(timeout=5)
     # the connection closes without an answer, and no error is logged
     assert answer == [b""]
-    assert "Request /sleep?20 interrupted: the worker is quitting" in s.log()
+    if klass != "tornado":  # Tornado's WSGIContainer logs no request
+        assert ("Request /sleep?20 interrupted: the worker is quitting"
+                in s.log())
     assert "Traceback" not in s.log()
 
 

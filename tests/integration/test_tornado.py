@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers import alive, exchange, get, http, parse_responses, wait_for
+from helpers import exchange, get, parse_responses, wait_for
 
 pytest.importorskip("tornado")
 
@@ -54,24 +54,6 @@ def test_graceful_stop_finishes_requests_in_flight(server):
     # the request's second left, not graceful_timeout
     assert took < 5, took
     idle.close()
-
-
-def test_quick_stop_interrupts(server):
-    s = server("-k", "tornado", app="hello:app", workers_ready=1)
-    worker = s.workers()[0]
-    answer = []
-    t = threading.Thread(target=lambda: answer.append(http(
-        s.port, b"GET /sleep?20 HTTP/1.1\r\nHost: x\r\n\r\n", timeout=20)))
-    t.start()
-    time.sleep(0.5)
-    t0 = time.monotonic()
-    s.send(signal.SIGINT)
-    assert s.wait(timeout=15) == 0
-    assert time.monotonic() - t0 < 5
-    assert not alive(worker)
-    t.join(timeout=5)
-    assert answer == [b""]
-    assert "Traceback" not in s.log()
 
 
 def test_heartbeat_keeps_an_idle_worker(server):
