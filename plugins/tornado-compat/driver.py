@@ -116,21 +116,18 @@ def run(worker):
     server.add_sockets(worker.sockets)
     stopping = []
 
-    def leave():
-        loop.stop()
-
     async def close_and_leave():
         try:
             await server.close_all_connections()
         finally:
-            leave()
+            loop.stop()
 
     def graceful():
         # stop accepting; idle keep-alive connections go once the
         # requests in flight are done, or at graceful_timeout
         server.stop()
         deadline = loop.time() + max(cfg.graceful_timeout - 0.5, 0.1)
-        loop.call_at(deadline + 1.0, leave)
+        loop.call_at(deadline + 1.0, loop.stop)
 
         def check():
             if server.in_flight <= 0 or loop.time() >= deadline:
@@ -143,7 +140,7 @@ def run(worker):
     def on_wakeup(fd, events):
         how = worker.should_stop()
         if how == 2:
-            leave()
+            loop.stop()
         elif how == 1 and not stopping:
             stopping.append(how)
             graceful()

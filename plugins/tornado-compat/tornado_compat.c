@@ -17,13 +17,11 @@ static const nw_api *api;
 static int
 call(nw_worker *w, const char *func)
 {
-    void *gil;
     int rc;
 
     api->gil_acquire(NULL);
     rc = api->call_python(w, driver_py, DRIVER_NAME, func);
-    gil = api->gil_release();
-    (void) gil;
+    api->gil_release();
     return rc;
 }
 
