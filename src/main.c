@@ -9,21 +9,21 @@
 
 #include <narwhal/version.h>
 
-#include "accesslog.h"
-#include "api.h"
-#include "arbiter.h"
-#include "config_files.h"
-#include "conn.h"
-#include "exitcodes.h"
-#include "hooks.h"
-#include "log.h"
-#include "memory.h"
-#include "plugin.h"
-#include "privileges.h"
-#include "proctitle.h"
-#include "python.h"
-#include "python_arbiter.h"
-#include "sockets.h"
+#include "accesslog/accesslog.h"
+#include "plugin/api.h"
+#include "master/arbiter.h"
+#include "config/config_files.h"
+#include "conn/conn.h"
+#include "base/exitcodes.h"
+#include "hooks/hooks.h"
+#include "log/log.h"
+#include "base/memory.h"
+#include "plugin/plugin.h"
+#include "os/privileges.h"
+#include "os/proctitle.h"
+#include "python/python.h"
+#include "python/python_arbiter.h"
+#include "os/sockets.h"
 
 /* The worker class, loaded and checked before anything starts, so a wrong
    -k fails here, never in a worker. */

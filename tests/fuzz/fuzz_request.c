@@ -25,11 +25,11 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include "conn.h"
-#include "log.h"
-#include "python.h"
-#include "settings.h"
-#include "wsgi.h"
+#include "conn/conn.h"
+#include "log/log.h"
+#include "python/python.h"
+#include "config/settings.h"
+#include "wsgi/wsgi.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -14,7 +14,7 @@ SYNC_SO = os.path.join(BUILDDIR, "plugins", "sync", ".libs", "sync.so")
 def abi_minor():
     """NW_ABI_MINOR of the headers the tests were built with."""
     from helpers import SRCDIR
-    with open(os.path.join(SRCDIR, "src", "include", "narwhal",
+    with open(os.path.join(SRCDIR, "include", "narwhal",
                            "version.h")) as f:
         return int(re.search(r"#define NW_ABI_MINOR\s+(\d+)",
                              f.read()).group(1))

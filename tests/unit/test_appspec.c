@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "appspec.h"
+#include "config/appspec.h"
 
 static void
 parses(const char *spec, const char *module, const char *name, int is_call,

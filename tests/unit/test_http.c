@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "http.h"
+#include "http/http.h"
 
 static nw_http_limits limits;
 

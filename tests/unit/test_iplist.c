@@ -11,7 +11,7 @@
 
 #include <narwhal/api.h>
 
-#include "iplist.h"
+#include "base/iplist.h"
 
 static int
 match(const nw_iplist *l, const char *addr)

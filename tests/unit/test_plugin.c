@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "plugin.h"
+#include "plugin/plugin.h"
 
 static int
 dummy_run(nw_worker *w)

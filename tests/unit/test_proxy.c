@@ -8,7 +8,7 @@
 
 #include <narwhal/api.h>
 
-#include "proxy.h"
+#include "http/proxy.h"
 
 #define PARSE(buf, mode) \
     nw__proxy_parse(buf, sizeof(buf) - 1, mode, &info, &used, &why)

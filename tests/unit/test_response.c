@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "response.h"
+#include "http/response.h"
 
 static void
 test_status(void **state)

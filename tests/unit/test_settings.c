@@ -8,10 +8,10 @@
 
 #include <cmocka.h>
 
-#include "api.h"
-#include "cli.h"
-#include "settings.h"
-#include "settings_doc.h"
+#include "plugin/api.h"
+#include "config/cli.h"
+#include "config/settings.h"
+#include "config/settings_doc.h"
 
 static void
 test_defaults(void **state)

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "sockets.h"
+#include "os/sockets.h"
 
 static nw_bind_addr
 parse_ok(const char *spec)

@@ -12,7 +12,7 @@
 
 #include <narwhal/api.h>
 
-#include "spool.h"
+#include "conn/spool.h"
 
 static int
 dir_entries(const char *dir)

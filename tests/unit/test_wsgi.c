@@ -22,10 +22,10 @@
 
 #include <cmocka.h>
 
-#include "conn.h"
-#include "python.h"
-#include "settings.h"
-#include "wsgi.h"
+#include "conn/conn.h"
+#include "python/python.h"
+#include "config/settings.h"
+#include "wsgi/wsgi.h"
 
 static nw_settings settings;
 static nw_conn_config cfg;
